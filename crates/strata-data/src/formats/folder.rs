@@ -1,0 +1,412 @@
+//! Folders of image files (png, jpg, bmp, gif, tiff, webp), decoded with the `image` crate.
+//!
+//! `root/<class>/*.png` gives labeled data (classes = subfolder names, sorted); any other
+//! tree of images gives unlabeled data. `root/train/` and `root/test/` are splits.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+use super::{Format, MAX_SIDE, describe, is_hidden};
+use crate::dataset::{Dataset, ImageShape};
+use crate::error::{DataError, Result};
+use crate::spec::{LoadOptions, Split};
+
+/// Extensions read as images (compared case-insensitively).
+pub const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"];
+
+/// The image-folder reader.
+pub struct Folder;
+
+impl Format for Folder {
+    fn name(&self) -> &'static str {
+        "image folder"
+    }
+
+    fn layout(&self) -> &'static str {
+        "folder of images: root/<class>/*.png|jpg|jpeg|bmp|gif|tiff|webp for labeled data, any tree of images for unlabeled data, optionally inside root/train/ and root/test/"
+    }
+
+    fn detect(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn has_splits(&self, path: &Path) -> bool {
+        path.join("train").is_dir() || path.join("test").is_dir()
+    }
+
+    fn load(&self, path: &Path, split: Split, opts: &LoadOptions) -> Result<Dataset> {
+        let (root, split_used) = if self.has_splits(path) {
+            let root = path.join(split.as_str());
+            if !root.is_dir() {
+                return Err(DataError::SplitNotFound {
+                    path: path.to_path_buf(),
+                    split,
+                    looked_for: format!("the subfolder {}", root.display()),
+                });
+            }
+            (root, Some(split))
+        } else {
+            (path.to_path_buf(), None)
+        };
+        let source = describe(path, split_used, self.name());
+        match scan(&root)? {
+            Layout::Classes(classes) => {
+                let total = classes.iter().map(|(_, files)| files.len()).sum();
+                let mut decoder = Decoder::new(opts, total);
+                let mut labels = Vec::with_capacity(total);
+                for (label, (_, files)) in classes.iter().enumerate() {
+                    for f in files {
+                        decoder.push(f)?;
+                        labels.push(label as u32);
+                    }
+                }
+                let (images, shape) = decoder.finish();
+                let class_names = classes.into_iter().map(|(name, _)| name).collect();
+                Ok(Dataset { images, shape, labels: Some(labels), class_names, source })
+            }
+            Layout::Tree { files, reason } => {
+                if opts.require_labels {
+                    return Err(DataError::NotClassFolders { path: root, reason });
+                }
+                let mut decoder = Decoder::new(opts, files.len());
+                for f in &files {
+                    decoder.push(f)?;
+                }
+                let (images, shape) = decoder.finish();
+                Ok(Dataset { images, shape, labels: None, class_names: Vec::new(), source })
+            }
+        }
+    }
+}
+
+/// How the images under a root are arranged.
+enum Layout {
+    /// One subfolder per class, sorted by name, each with its sorted image files.
+    Classes(Vec<(String, Vec<PathBuf>)>),
+    /// Any other arrangement: all images, sorted, and why this is not a class layout.
+    Tree { files: Vec<PathBuf>, reason: String },
+}
+
+/// True for files with an image extension.
+pub fn is_image_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+/// The visible entries of a folder, split into image files and subfolders, each sorted.
+///
+/// Symlinked folders are not followed, so a link back up the tree cannot loop us;
+/// symlinked files are read like any file.
+fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
+        let entry = entry.map_err(|e| DataError::io(dir, e))?;
+        let path = entry.path();
+        if is_hidden(&path) {
+            continue;
+        }
+        let ft = entry.file_type().map_err(|e| DataError::io(&path, e))?;
+        if ft.is_dir() {
+            dirs.push(path);
+        } else if (ft.is_file() || (ft.is_symlink() && path.is_file())) && is_image_path(&path) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    dirs.sort();
+    Ok((files, dirs))
+}
+
+/// Every image under `dir`, at any depth.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let (files, dirs) = list(dir)?;
+    out.extend(files);
+    for d in dirs {
+        walk(&d, out)?;
+    }
+    Ok(())
+}
+
+/// Works out whether `root` is laid out as class folders.
+fn scan(root: &Path) -> Result<Layout> {
+    let (root_files, dirs) = list(root)?;
+    let mut classes = Vec::with_capacity(dirs.len());
+    let mut nested = Vec::new();
+    for d in &dirs {
+        let (files, subdirs) = list(d)?;
+        for s in subdirs {
+            walk(&s, &mut nested)?;
+        }
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        classes.push((name, files));
+    }
+    let reason = if dirs.is_empty() {
+        "it has no class subfolders".to_string()
+    } else if let Some(f) = root_files.first() {
+        format!("it holds images directly (e.g. {})", f.display())
+    } else if let Some(f) = nested.first() {
+        format!("images are nested deeper than one level (e.g. {})", f.display())
+    } else {
+        if classes.iter().all(|(_, files)| files.is_empty()) {
+            return Err(DataError::NoImages { path: root.to_path_buf() });
+        }
+        if let Some(i) = classes.iter().position(|(_, files)| files.is_empty()) {
+            return Err(DataError::EmptyClass { path: dirs[i].clone() });
+        }
+        return Ok(Layout::Classes(classes));
+    };
+    let mut files = root_files;
+    files.extend(classes.into_iter().flat_map(|(_, f)| f));
+    files.extend(nested);
+    if files.is_empty() {
+        return Err(DataError::NoImages { path: root.to_path_buf() });
+    }
+    files.sort();
+    Ok(Layout::Tree { files, reason })
+}
+
+/// Decodes images one by one into a single channel-first buffer, checking they agree.
+struct Decoder {
+    channels: Option<usize>,
+    resize: Option<(usize, usize)>,
+    expected: usize,
+    first: Option<(PathBuf, ImageShape)>,
+    images: Vec<u8>,
+}
+
+impl Decoder {
+    fn new(opts: &LoadOptions, expected: usize) -> Self {
+        Decoder { channels: opts.channels, resize: opts.resize, expected, first: None, images: Vec::new() }
+    }
+
+    /// Decodes `path` and appends its pixels.
+    fn push(&mut self, path: &Path) -> Result<()> {
+        let img = decode(path)?;
+        // Colour is judged per image; whether that is allowed to vary is checked below.
+        let channels = self.channels.unwrap_or(if img.color().has_color() { 3 } else { 1 });
+        let (w, h) = (img.width(), img.height());
+        let (th, tw) = self.resize.unwrap_or((h as usize, w as usize));
+        let shape = ImageShape::new(channels, th, tw);
+        match &self.first {
+            None => {
+                self.images.reserve_exact(self.expected * shape.numel());
+                self.first = Some((path.to_path_buf(), shape));
+            }
+            Some((first_path, first)) if *first != shape => {
+                return Err(DataError::MixedSizes {
+                    path: path.to_path_buf(),
+                    first_path: first_path.clone(),
+                    first: first.as_tuple(),
+                    found: shape.as_tuple(),
+                });
+            }
+            Some(_) => {}
+        }
+        let needs_resize = (th, tw) != (h as usize, w as usize);
+        if channels == 1 {
+            let mut gray = if img.color().has_color() { to_gray(img.into_rgb8()) } else { img.into_luma8() };
+            if needs_resize {
+                gray = image::imageops::resize(&gray, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+            }
+            self.images.extend_from_slice(gray.as_raw());
+        } else {
+            let mut rgb = img.into_rgb8();
+            if needs_resize {
+                rgb = image::imageops::resize(&rgb, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+            }
+            push_chw(&mut self.images, rgb.as_raw(), th * tw);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> (Vec<u8>, ImageShape) {
+        let shape = self.first.map(|(_, s)| s).unwrap_or(ImageShape::new(0, 0, 0));
+        (self.images, shape)
+    }
+}
+
+/// Colour to gray with the crate's own luma, so folders and binary formats agree.
+fn to_gray(rgb: image::RgbImage) -> image::GrayImage {
+    let (w, h) = rgb.dimensions();
+    let px = rgb.as_raw().chunks_exact(3).map(|p| crate::convert::luma(p[0], p[1], p[2])).collect();
+    image::GrayImage::from_raw(w, h, px).unwrap_or_default()
+}
+
+/// Appends interleaved RGB pixels as three channel planes.
+fn push_chw(out: &mut Vec<u8>, rgb: &[u8], plane: usize) {
+    let start = out.len();
+    out.resize(start + 3 * plane, 0);
+    let (r, rest) = out[start..].split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in rgb.chunks_exact(3).enumerate() {
+        r[i] = px[0];
+        g[i] = px[1];
+        b[i] = px[2];
+    }
+}
+
+/// A reader over in-memory bytes, its format taken from the content (or else the extension).
+fn reader<'a>(path: &Path, bytes: &'a [u8], limits: Limits) -> Result<ImageReader<Cursor<&'a [u8]>>> {
+    let mut r = ImageReader::new(Cursor::new(bytes));
+    if let Ok(f) = ImageFormat::from_path(path) {
+        r.set_format(f);
+    }
+    r.limits(limits);
+    r.with_guessed_format().map_err(|e| DataError::io(path, e))
+}
+
+/// Reads and decodes one image, refusing huge ones before any pixel buffer is allocated.
+fn decode(path: &Path) -> Result<DynamicImage> {
+    let corrupt = |e: image::ImageError| DataError::CorruptImage { path: path.to_path_buf(), reason: e.to_string() };
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let (w, h) = reader(path, &bytes, Limits::default())?.into_dimensions().map_err(corrupt)?;
+    if w > MAX_SIDE || h > MAX_SIDE {
+        return Err(DataError::ImageTooLarge { path: path.to_path_buf(), width: w, height: h, max: MAX_SIDE });
+    }
+    if w == 0 || h == 0 {
+        return Err(DataError::CorruptImage { path: path.to_path_buf(), reason: format!("it is {w}x{h}") });
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    reader(path, &bytes, limits)?.decode().map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gray(dir: &Path, rel: &str, w: u32, h: u32, v: u8) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        image::GrayImage::from_pixel(w, h, image::Luma([v])).save(&p).unwrap();
+        p
+    }
+
+    fn load(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+        Folder.load(path, Split::Train, opts)
+    }
+
+    #[test]
+    fn extensions_are_case_insensitive() {
+        assert!(is_image_path(Path::new("a/B.PNG")));
+        assert!(is_image_path(Path::new("a/b.JpEg")));
+        assert!(!is_image_path(Path::new("a/b.txt")));
+        assert!(!is_image_path(Path::new("a/png")));
+    }
+
+    #[test]
+    fn class_folders_give_sorted_labels() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "b/2.png", 3, 2, 20);
+        gray(d.path(), "b/1.png", 3, 2, 10);
+        gray(d.path(), "a/x.PNG", 3, 2, 5);
+        std::fs::write(d.path().join("a/notes.txt"), "ignored").unwrap();
+        std::fs::write(d.path().join("a/.hidden.png"), "ignored").unwrap();
+        let ds = load(d.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.class_names, vec!["a", "b"]);
+        assert_eq!(ds.labels(), Some(&[0, 1, 1][..]));
+        assert_eq!(ds.shape, ImageShape::new(1, 2, 3));
+        assert_eq!(ds.image(1), &[10; 6]);
+        assert_eq!(ds.image(2), &[20; 6]);
+    }
+
+    #[test]
+    fn tree_is_unlabeled_unless_labels_required() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "top.png", 2, 2, 1);
+        gray(d.path(), "deep/er/x.tif", 2, 2, 2);
+        let ds = load(d.path(), &LoadOptions::default()).unwrap();
+        assert!(ds.labels().is_none());
+        assert_eq!(ds.len(), 2);
+        let opts = LoadOptions { require_labels: true, ..Default::default() };
+        let msg = load(d.path(), &opts).unwrap_err().to_string();
+        assert!(msg.contains("top.png") && msg.contains("one subfolder per class"), "{msg}");
+    }
+
+    #[test]
+    fn colour_is_converted_and_channel_first() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c/rgb.png");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        image::RgbaImage::from_pixel(2, 1, image::Rgba([10, 20, 30, 40])).save(&p).unwrap();
+        let ds = load(d.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.shape, ImageShape::new(3, 1, 2));
+        assert_eq!(ds.images, vec![10, 10, 20, 20, 30, 30]);
+        let ds = load(d.path(), &LoadOptions { channels: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(ds.shape.channels, 1);
+        assert_eq!(ds.images[0], crate::convert::luma(10, 20, 30));
+    }
+
+    #[test]
+    fn mixed_channels_need_an_explicit_choice() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "a.png", 2, 2, 1);
+        let p = d.path().join("b.png");
+        image::RgbImage::from_pixel(2, 2, image::Rgb([1, 2, 3])).save(&p).unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("b.png") && msg.contains("a.png") && msg.contains("--channels"), "{msg}");
+        assert!(load(d.path(), &LoadOptions { channels: Some(3), ..Default::default() }).is_ok());
+    }
+
+    #[test]
+    fn splits_pick_a_subfolder() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "train/a/1.png", 2, 2, 1);
+        gray(d.path(), "train/a/2.png", 2, 2, 1);
+        assert!(Folder.has_splits(d.path()));
+        assert_eq!(load(d.path(), &LoadOptions::default()).unwrap().len(), 2);
+        let msg = Folder.load(d.path(), Split::Test, &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("no test split"), "{msg}");
+    }
+
+    #[test]
+    fn huge_header_is_refused_before_decoding() {
+        // A PNG whose header claims 20000x20000 but carries no pixel data.
+        let d = tempfile::tempdir().unwrap();
+        let mut png = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+        let mut ihdr_data = 20_000u32.to_be_bytes().to_vec();
+        ihdr_data.extend(20_000u32.to_be_bytes());
+        ihdr_data.extend([8, 0, 0, 0, 0]);
+        chunk(&mut png, b"IHDR", &ihdr_data);
+        chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+        chunk(&mut png, b"IEND", &[]);
+        std::fs::write(d.path().join("big.png"), &png).unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("big.png") && msg.contains("20000x20000") && msg.contains("limit"), "{msg}");
+    }
+
+    #[test]
+    fn symlinked_dirs_are_not_followed() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "x/1.png", 2, 2, 1);
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.path(), d.path().join("x/loop")).unwrap();
+        let ds = load(d.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.len(), 1);
+    }
+
+    /// Appends a PNG chunk: length, type, data, CRC of type and data.
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        png.extend(&body);
+        png.extend(crc32(&body).to_be_bytes());
+    }
+
+    /// PNG chunk CRC (CRC-32/ISO-HDLC), enough to hand-build a header.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}

@@ -1,0 +1,409 @@
+//! MNIST-family IDX files (MNIST, Fashion-MNIST, KMNIST, EMNIST), raw or gzipped.
+//!
+//! Layout: a folder with `train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
+//! `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]` (or any names holding
+//! `train`/`test`/`t10k` and `images-idx3`/`labels-idx1`, as EMNIST uses), or one images
+//! file whose labels file sits beside it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::bufread::MultiGzDecoder;
+
+use super::{Format, MAX_SIDE, describe, file_name, is_hidden};
+use crate::dataset::{Dataset, ImageShape};
+use crate::error::{DataError, Result};
+use crate::spec::{LoadOptions, Split};
+
+/// Magic number of an IDX file of unsigned bytes with three dimensions (images).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of unsigned bytes with one dimension (labels).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// The IDX reader.
+pub struct Idx;
+
+impl Format for Idx {
+    fn name(&self) -> &'static str {
+        "IDX"
+    }
+
+    fn layout(&self) -> &'static str {
+        "folder with train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz] (and t10k-* for test), or one *images-idx3-ubyte[.gz] file"
+    }
+
+    fn detect(&self, path: &Path) -> bool {
+        if path.is_dir() {
+            list_images_files(path).is_ok_and(|files| !files.is_empty())
+        } else {
+            is_idx_name(file_name(path))
+        }
+    }
+
+    fn has_splits(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn load(&self, path: &Path, split: Split, opts: &LoadOptions) -> Result<Dataset> {
+        let (images_path, split) = if path.is_dir() {
+            (images_file_for_split(path, split)?, Some(split))
+        } else {
+            if file_name(path).contains("idx1") {
+                return Err(DataError::BadOption {
+                    path: path.to_path_buf(),
+                    reason: "this is an IDX labels file; pass the images file (*images-idx3-ubyte) or the folder holding both".into(),
+                });
+            }
+            (path.to_path_buf(), None)
+        };
+        let (images, shape, n) = read_idx_images(&images_path)?;
+        let labels_path = labels_path_for(&images_path);
+        let labels = match &labels_path {
+            Some(lp) => {
+                let labels = read_idx_labels(lp)?;
+                if labels.len() != n {
+                    return Err(DataError::CountMismatch {
+                        images_path: images_path.clone(),
+                        labels_path: lp.clone(),
+                        images: n,
+                        labels: labels.len(),
+                    });
+                }
+                Some(labels)
+            }
+            None if opts.require_labels => {
+                return Err(DataError::MissingLabels {
+                    path: images_path.clone(),
+                    hint: format!(
+                        "no labels file {} beside it; put the matching *labels-idx1-ubyte[.gz] file there",
+                        labels_name_for(file_name(&images_path))
+                    ),
+                });
+            }
+            None => None,
+        };
+        let class_names = match &labels {
+            // Labels are class indices; name every index up to the largest seen so that a
+            // label's value and its class index agree.
+            Some(l) => (0..=l.iter().copied().max().unwrap_or(0)).map(|c| c.to_string()).collect(),
+            None => Vec::new(),
+        };
+        Ok(Dataset {
+            images,
+            shape,
+            labels,
+            class_names,
+            source: describe(if split.is_some() { path } else { &images_path }, split, self.name()),
+        })
+    }
+}
+
+/// True for names of IDX files (images or labels, raw or gzipped).
+fn is_idx_name(name: &str) -> bool {
+    name.contains("idx3-ubyte") || name.contains("idx1-ubyte")
+}
+
+/// True for names of IDX image files.
+fn is_images_name(name: &str) -> bool {
+    (name.contains("images-idx3-ubyte") || name.contains("images.idx3-ubyte"))
+        && (name.ends_with("idx3-ubyte") || name.ends_with("idx3-ubyte.gz"))
+}
+
+/// Which split a file name belongs to, from its `-`/`.`/`_`-separated words.
+fn split_of(name: &str) -> Option<Split> {
+    let words: Vec<&str> = name.split(['-', '.', '_']).collect();
+    if words.contains(&"train") {
+        Some(Split::Train)
+    } else if words.contains(&"t10k") || words.contains(&"test") {
+        Some(Split::Test)
+    } else {
+        None
+    }
+}
+
+/// The IDX image files directly in `dir`, sorted; a raw file hides its `.gz` twin.
+fn list_images_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !is_hidden(p) && p.is_file() && is_images_name(file_name(p)))
+        .collect();
+    files.sort();
+    // After `gunzip -k` both copies sit side by side; they hold the same data.
+    let raw: Vec<PathBuf> = files.iter().filter(|p| !file_name(p).ends_with(".gz")).cloned().collect();
+    files.retain(|p| match file_name(p).strip_suffix(".gz") {
+        Some(stem) => !raw.iter().any(|r| file_name(r) == stem),
+        None => true,
+    });
+    Ok(files)
+}
+
+/// The images file of `split` in `dir`.
+fn images_file_for_split(dir: &Path, split: Split) -> Result<PathBuf> {
+    let files = list_images_files(dir).map_err(|e| DataError::io(dir, e))?;
+    let mut matching: Vec<PathBuf> = files.into_iter().filter(|p| split_of(file_name(p)) == Some(split)).collect();
+    match matching.len() {
+        1 => Ok(matching.remove(0)),
+        0 => Err(DataError::SplitNotFound {
+            path: dir.to_path_buf(),
+            split,
+            looked_for: match split {
+                Split::Train => "train-images-idx3-ubyte[.gz]".into(),
+                Split::Test => "t10k-images-idx3-ubyte[.gz] or *test-images-idx3-ubyte[.gz]".into(),
+            },
+        }),
+        _ => Err(DataError::Ambiguous { path: dir.to_path_buf(), candidates: matching }),
+    }
+}
+
+/// The labels file name that goes with an images file name.
+fn labels_name_for(images_name: &str) -> String {
+    let name = images_name.replacen("idx3", "idx1", 1);
+    match name.rfind("images") {
+        Some(i) => format!("{}labels{}", &name[..i], &name[i + "images".len()..]),
+        None => name,
+    }
+}
+
+/// The existing labels file beside an images file, raw or gzipped, if any.
+fn labels_path_for(images_path: &Path) -> Option<PathBuf> {
+    let name = labels_name_for(file_name(images_path));
+    let other = match name.strip_suffix(".gz") {
+        Some(stem) => stem.to_string(),
+        None => format!("{name}.gz"),
+    };
+    [name, other].into_iter().map(|n| images_path.with_file_name(n)).find(|p| p.is_file())
+}
+
+/// Opens a file, transparently decompressing gzip (sniffed from its first bytes, not its name).
+fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFound { path: path.to_path_buf() },
+        _ => DataError::io(path, e),
+    })?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let head = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Reads exactly `expected` bytes and checks nothing follows.
+///
+/// The buffer grows only as data actually arrives, so a header claiming a trillion
+/// items costs nothing before the short file is found out.
+fn read_exact_len(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<Vec<u8>> {
+    const FIRST_CHUNK: u64 = 1 << 24;
+    let mut buf = Vec::with_capacity(expected.min(FIRST_CHUNK) as usize);
+    reader.take(expected).read_to_end(&mut buf).map_err(|e| DataError::io(path, e))?;
+    if (buf.len() as u64) < expected {
+        return Err(DataError::Truncated {
+            path: path.to_path_buf(),
+            expected_bytes: expected,
+            found_bytes: buf.len() as u64,
+        });
+    }
+    Ok(buf)
+}
+
+/// Errors if any byte is left in the reader.
+fn expect_end(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<()> {
+    let mut one = [0u8; 1];
+    loop {
+        match reader.read(&mut one) {
+            Ok(0) => return Ok(()),
+            Ok(_) => return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected_bytes: expected }),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DataError::io(path, e)),
+        }
+    }
+}
+
+/// Reads the magic number and `ndims` big-endian dimensions.
+fn read_header(reader: &mut dyn Read, magic: u32, path: &Path) -> Result<Vec<usize>> {
+    let head = read_exact_len(reader, 4, path)?;
+    let found = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    if found != magic {
+        return Err(DataError::BadMagic { path: path.to_path_buf(), found, expected: magic });
+    }
+    let ndims = (magic & 0xff) as u64;
+    let dims = read_exact_len(reader, 4 * ndims, path)?;
+    Ok(dims.chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect())
+}
+
+/// Reads an IDX images file: (pixels N x 1 x H x W, shape, N).
+pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, ImageShape, usize)> {
+    let mut r = open(path)?;
+    let dims = read_header(&mut *r, IMAGES_MAGIC, path)?;
+    let (n, h, w) = (dims[0], dims[1], dims[2]);
+    let bad = |reason: String| DataError::BadHeader { path: path.to_path_buf(), reason };
+    if n == 0 || h == 0 || w == 0 {
+        return Err(bad(format!("dimensions {n}x{h}x{w} include a zero")));
+    }
+    if h > MAX_SIDE as usize || w > MAX_SIDE as usize {
+        return Err(bad(format!("images of {h}x{w} exceed the {MAX_SIDE}x{MAX_SIDE} limit")));
+    }
+    let expected = (n as u64).checked_mul((h * w) as u64).ok_or_else(|| bad(format!("{n} images of {h}x{w} overflow")))?;
+    let pixels = read_exact_len(&mut *r, expected, path)?;
+    expect_end(&mut *r, expected, path)?;
+    Ok((pixels, ImageShape::new(1, h, w), n))
+}
+
+/// Reads an IDX labels file.
+pub fn read_idx_labels(path: &Path) -> Result<Vec<u32>> {
+    let mut r = open(path)?;
+    let dims = read_header(&mut *r, LABELS_MAGIC, path)?;
+    let n = dims[0];
+    if n == 0 {
+        return Err(DataError::BadHeader { path: path.to_path_buf(), reason: "it holds zero labels".into() });
+    }
+    let bytes = read_exact_len(&mut *r, n as u64, path)?;
+    expect_end(&mut *r, n as u64, path)?;
+    Ok(bytes.into_iter().map(u32::from).collect())
+}
+
+/// Creates `path`, gzipped when its name ends in `.gz`.
+fn create(path: &Path) -> std::io::Result<Box<dyn Write>> {
+    let file = BufWriter::new(File::create(path)?);
+    if file_name(path).ends_with(".gz") {
+        Ok(Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast())))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+/// Writes `n` images of `h` x `w` bytes as an IDX images file (gzipped if the name ends in `.gz`).
+pub fn write_idx_images(path: &Path, n: usize, h: usize, w: usize, pixels: &[u8]) -> std::io::Result<()> {
+    if pixels.len() != n * h * w {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{} pixels given for {n} images of {h}x{w}", pixels.len()),
+        ));
+    }
+    let mut f = create(path)?;
+    f.write_all(&IMAGES_MAGIC.to_be_bytes())?;
+    for d in [n, h, w] {
+        f.write_all(&(d as u32).to_be_bytes())?;
+    }
+    f.write_all(pixels)?;
+    f.flush()
+}
+
+/// Writes labels (each below 256) as an IDX labels file (gzipped if the name ends in `.gz`).
+pub fn write_idx_labels(path: &Path, labels: &[u32]) -> std::io::Result<()> {
+    let bytes = labels
+        .iter()
+        .map(|&l| u8::try_from(l))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "IDX labels must be below 256"))?;
+    let mut f = create(path)?;
+    f.write_all(&LABELS_MAGIC.to_be_bytes())?;
+    f.write_all(&(labels.len() as u32).to_be_bytes())?;
+    f.write_all(&bytes)?;
+    f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_images_name("train-images-idx3-ubyte.gz"));
+        assert!(is_images_name("train-images.idx3-ubyte"));
+        assert!(is_images_name("emnist-balanced-test-images-idx3-ubyte"));
+        assert!(!is_images_name("train-labels-idx1-ubyte.gz"));
+        assert!(!is_images_name("train-images-idx3-ubyte.txt"));
+        assert_eq!(split_of("t10k-images-idx3-ubyte.gz"), Some(Split::Test));
+        assert_eq!(split_of("emnist-digits-test-images-idx3-ubyte"), Some(Split::Test));
+        assert_eq!(split_of("train-images.idx3-ubyte"), Some(Split::Train));
+        assert_eq!(split_of("images-idx3-ubyte"), None);
+        assert_eq!(labels_name_for("train-images-idx3-ubyte.gz"), "train-labels-idx1-ubyte.gz");
+        assert_eq!(labels_name_for("train-images.idx3-ubyte"), "train-labels.idx1-ubyte");
+        assert_eq!(
+            labels_name_for("emnist-letters-train-images-idx3-ubyte"),
+            "emnist-letters-train-labels-idx1-ubyte"
+        );
+    }
+
+    #[test]
+    fn write_then_read_raw_and_gz() {
+        let dir = tempfile::tempdir().unwrap();
+        let px: Vec<u8> = (0..2 * 3 * 4).map(|i| i as u8).collect();
+        for name in ["x-images-idx3-ubyte", "y-images-idx3-ubyte.gz"] {
+            let p = dir.path().join(name);
+            write_idx_images(&p, 2, 3, 4, &px).unwrap();
+            let (got, shape, n) = read_idx_images(&p).unwrap();
+            assert_eq!((got, shape, n), (px.clone(), ImageShape::new(1, 3, 4), 2));
+        }
+        let lp = dir.path().join("x-labels-idx1-ubyte");
+        write_idx_labels(&lp, &[3, 1]).unwrap();
+        assert_eq!(read_idx_labels(&lp).unwrap(), vec![3, 1]);
+        assert!(write_idx_labels(&lp, &[300]).is_err());
+        assert!(write_idx_images(&lp, 2, 2, 2, &[0; 7]).is_err());
+    }
+
+    #[test]
+    fn gz_twin_is_hidden_by_raw() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
+            write_idx_images(&dir.path().join(name), 1, 1, 1, &[0]).unwrap();
+        }
+        let files = list_images_files(dir.path()).unwrap();
+        let names: Vec<&str> = files.iter().map(|p| file_name(p)).collect();
+        assert_eq!(names, vec!["t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]);
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a-labels-idx1-ubyte");
+        write_idx_labels(&p, &[1, 2]).unwrap();
+        let mut bytes = std::fs::read(&p).unwrap();
+        bytes.push(9);
+        std::fs::write(&p, bytes).unwrap();
+        let msg = read_idx_labels(&p).unwrap_err().to_string();
+        assert!(msg.contains("more data than the header"), "{msg}");
+    }
+
+    #[test]
+    fn zero_dims_and_oversized_sides_are_bad_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("z-images-idx3-ubyte");
+        let mut b = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for d in [5u32, 0, 28] {
+            b.extend(d.to_be_bytes());
+        }
+        std::fs::write(&p, &b).unwrap();
+        let msg = read_idx_images(&p).unwrap_err().to_string();
+        assert!(msg.contains("bad header") && msg.contains("zero"), "{msg}");
+        let mut b = IMAGES_MAGIC.to_be_bytes().to_vec();
+        for d in [1u32, 100_000, 100_000] {
+            b.extend(d.to_be_bytes());
+        }
+        std::fs::write(&p, &b).unwrap();
+        let msg = read_idx_images(&p).unwrap_err().to_string();
+        assert!(msg.contains("limit"), "{msg}");
+    }
+
+    #[test]
+    fn labels_file_given_as_images_is_explained() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train-labels-idx1-ubyte");
+        write_idx_labels(&p, &[1]).unwrap();
+        assert!(Idx.detect(&p));
+        let msg = Idx.load(&p, Split::Train, &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("labels file"), "{msg}");
+    }
+
+    #[test]
+    fn missing_header_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e-images-idx3-ubyte");
+        std::fs::write(&p, [0u8, 0]).unwrap();
+        let msg = read_idx_images(&p).unwrap_err().to_string();
+        assert!(msg.contains("truncated"), "{msg}");
+    }
+}

@@ -1,0 +1,25 @@
+//! Data sets for strata: readers for image folders, IDX and CIFAR files, class-balanced
+//! subsets, normalisation statistics, batching and augmentation.
+//!
+//! Entry point: [`load`] a [`DataSpec`] (`PATH` or `PATH:train|test`) with [`LoadOptions`].
+
+pub mod augment;
+pub mod batch;
+pub mod convert;
+pub mod dataset;
+pub mod error;
+pub mod formats;
+pub mod normalize;
+pub mod spec;
+pub mod subset;
+
+pub use augment::{random_shift, shift};
+pub use batch::{BatchPlan, epoch_order};
+pub use dataset::{Dataset, ImageShape};
+pub use error::{DataError, Result};
+pub use formats::cifar::write_cifar10_batch;
+pub use formats::idx::{read_idx_images, read_idx_labels, write_idx_images, write_idx_labels};
+pub use formats::{Format, registry};
+pub use normalize::Normalization;
+pub use spec::{DataSpec, LoadOptions, Split, load};
+pub use subset::{stratified_fraction, stratified_split, stratified_subset};

@@ -1,0 +1,87 @@
+//! The lower blocks of a backbone under a new head.
+
+use crate::block::{Block, Features, build_stack, forward_stack};
+use crate::error::{NnError, Result};
+use crate::spec::{Activation, ArchSpec, BlockSpec, FeatureShape, InputShape};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// The new head: optional hidden dense layers, then an output layer sized to the classes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadSpec {
+    /// hidden layer widths (ReLU), lowest first
+    pub hidden: Vec<usize>,
+    /// number of classes (output units)
+    pub classes: usize,
+}
+
+impl HeadSpec {
+    /// Parses a comma-separated list of hidden widths (`""` for none).
+    pub fn parse(hidden: &str, classes: usize) -> Result<Self> {
+        let bad = |reason: String| NnError::BadSpec { spec: hidden.to_string(), reason };
+        let hidden = hidden
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| match s.parse::<usize>() {
+                Ok(n) if n > 0 && n <= 65_536 => Ok(n),
+                _ => Err(bad(format!("head width `{s}` must be a number between 1 and 65536"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if classes < 2 {
+            return Err(bad(format!("a classifier needs at least 2 classes, the data has {classes}")));
+        }
+        Ok(Self { hidden, classes })
+    }
+
+    fn blocks(&self) -> Vec<BlockSpec> {
+        let hidden = self
+            .hidden
+            .iter()
+            .map(|&units| BlockSpec::Dense { units, batch_norm: false, activation: Activation::Relu });
+        let output = BlockSpec::Dense { units: self.classes, batch_norm: false, activation: Activation::None };
+        hidden.chain(std::iter::once(output)).collect()
+    }
+}
+
+/// Backbone blocks (reused or fresh) under a head; outputs logits.
+#[derive(Module, Debug)]
+pub struct Classifier {
+    /// the lower blocks, reused from a parent run or trained from scratch
+    pub backbone: Vec<Block>,
+    /// new layers, always initialised fresh; the last one is the output layer
+    pub head: Vec<Block>,
+}
+
+impl Classifier {
+    /// A classifier with a freshly initialised backbone `arch` (the from-scratch baseline).
+    pub fn new(arch: &ArchSpec, head: &HeadSpec, input: InputShape, device: &Device) -> Result<Self> {
+        let first = FeatureShape::Map(input.channels, input.height, input.width);
+        let backbone = build_stack(&arch.blocks, first, device);
+        Self::with_backbone(backbone, arch, head, input, device)
+    }
+
+    /// A classifier on existing backbone blocks (which must be built from `arch`) and a fresh head.
+    pub fn with_backbone(
+        backbone: Vec<Block>,
+        arch: &ArchSpec,
+        head: &HeadSpec,
+        input: InputShape,
+        device: &Device,
+    ) -> Result<Self> {
+        let features = arch.output_shape(input)?;
+        let head = build_stack(&head.blocks(), FeatureShape::Flat(features.numel()), device);
+        Ok(Self { backbone, head })
+    }
+
+    /// Backbone features, flattened.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        forward_stack(&self.backbone, Features::Map(x)).flat()
+    }
+
+    /// Logits, batch x classes.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        forward_stack(&self.head, Features::Flat(self.features(x))).flat()
+    }
+}

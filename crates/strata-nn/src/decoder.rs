@@ -1,0 +1,109 @@
+//! The decoder of an autoencoder: the backbone mirrored, ending in a sigmoid so it
+//! reconstructs pixels scaled to [0, 1].
+
+use crate::block::{Features, apply_activation};
+use crate::error::Result;
+use crate::spec::{Activation, ArchSpec, BlockSpec, FeatureShape, InputShape};
+use burn::module::Module;
+use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+/// One decoder stage: a linear layer (optionally reshaped to a map) or a transposed conv.
+#[derive(Module, Debug)]
+pub struct DecoderBlock {
+    /// inverse of a dense block
+    pub linear: Option<Linear>,
+    /// inverse of a conv block
+    pub deconv: Option<ConvTranspose2d>,
+    /// non-linearity (sigmoid on the last stage)
+    #[module(skip)]
+    pub activation: Activation,
+    /// map shape to reshape the linear output into, when the mirrored block read a map
+    #[module(skip)]
+    pub reshape: Option<[usize; 3]>,
+}
+
+/// Mirror of a backbone.
+#[derive(Module, Debug)]
+pub struct Decoder {
+    /// stages, from the code back to the image
+    pub blocks: Vec<DecoderBlock>,
+}
+
+impl Decoder {
+    /// Builds the mirror of `spec` for `input`: dense → linear back to the block's input size;
+    /// pooled conv → 2x2 stride-2 transposed conv (REF-CAE's decoder); unpooled conv →
+    /// same-size transposed conv.
+    pub fn mirror(spec: &ArchSpec, input: InputShape, device: &Device) -> Result<Self> {
+        let shapes = spec.shapes(input)?;
+        let input_map = FeatureShape::Map(input.channels, input.height, input.width);
+        let mut blocks = Vec::with_capacity(spec.blocks.len());
+        for (i, b) in spec.blocks.iter().enumerate().rev() {
+            let before = if i == 0 { input_map } else { shapes[i - 1] };
+            let after = shapes[i];
+            let activation = if i == 0 { Activation::Sigmoid } else { Activation::Relu };
+            let block = match (*b, before) {
+                (BlockSpec::Dense { .. }, before) => DecoderBlock {
+                    linear: Some(LinearConfig::new(after.numel(), before.numel()).init(device)),
+                    deconv: None,
+                    activation,
+                    reshape: match before {
+                        FeatureShape::Map(c, h, w) => Some([c, h, w]),
+                        FeatureShape::Flat(_) => None,
+                    },
+                },
+                (BlockSpec::Conv { channels, kernel, pool, .. }, FeatureShape::Map(c_in, h_in, w_in)) => {
+                    let deconv = if pool {
+                        // floor pooling of an odd size loses a row: give it back with padding_out
+                        ConvTranspose2dConfig::new([channels, c_in], [2, 2])
+                            .with_stride([2, 2])
+                            .with_padding_out([h_in % 2, w_in % 2])
+                    } else {
+                        ConvTranspose2dConfig::new([channels, c_in], [kernel, kernel])
+                            .with_padding([kernel / 2, kernel / 2])
+                    };
+                    DecoderBlock { linear: None, deconv: Some(deconv.init(device)), activation, reshape: None }
+                }
+                (BlockSpec::Conv { .. }, FeatureShape::Flat(_)) => unreachable!("rejected by ArchSpec::shapes"),
+            };
+            blocks.push(block);
+        }
+        Ok(Self { blocks })
+    }
+
+    /// Decodes backbone features to an image batch (N x C x H x W, values in [0, 1]).
+    pub fn forward(&self, code: Features) -> Tensor<4> {
+        let mut x = code;
+        for b in &self.blocks {
+            x = if let Some(linear) = &b.linear {
+                let y = apply_activation(linear.forward(x.flat()), b.activation);
+                match b.reshape {
+                    Some([c, h, w]) => {
+                        let [n, _] = y.dims();
+                        Features::Map(y.reshape([n, c, h, w]))
+                    }
+                    None => Features::Flat(y),
+                }
+            } else if let Some(deconv) = &b.deconv {
+                let map = match x {
+                    Features::Map(t) => t,
+                    Features::Flat(t) => {
+                        let [n, f] = t.dims();
+                        t.reshape([n, f, 1, 1])
+                    }
+                };
+                Features::Map(apply_activation(deconv.forward(map), b.activation))
+            } else {
+                x
+            };
+        }
+        match x {
+            Features::Map(t) => t,
+            Features::Flat(t) => {
+                let [n, f] = t.dims();
+                t.reshape([n, f, 1, 1])
+            }
+        }
+    }
+}

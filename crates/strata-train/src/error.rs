@@ -1,0 +1,47 @@
+//! Errors of the training crate.
+
+use std::path::PathBuf;
+
+/// What can go wrong while training, evaluating or handling run directories.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading the data failed.
+    #[error(transparent)]
+    Data(#[from] strata_data::DataError),
+    /// Building or loading a network failed.
+    #[error(transparent)]
+    Nn(#[from] strata_nn::NnError),
+    /// A run directory already exists and would be overwritten.
+    #[error("run directory {path} already exists; choose another --out, or pass --force to replace it")]
+    RunExists { path: PathBuf },
+    /// A run directory is missing, incomplete or unreadable.
+    #[error("run {path}: {reason}")]
+    BadRun { path: PathBuf, reason: String },
+    /// Filesystem error while writing or reading a run.
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A configuration value is out of range.
+    #[error("invalid setting `{field}` = {value}: {fix}")]
+    Config { field: String, value: String, fix: String },
+    /// The requested compute device is not available.
+    #[error("device `{device}`: {reason}")]
+    Device { device: String, reason: String },
+    /// Training produced a NaN or infinite loss.
+    #[error("{phase}: loss became {value} at step {step}; lower the learning rate (--lr) and try again")]
+    Diverged { phase: String, step: usize, value: f32 },
+}
+
+/// Result with [`TrainError`].
+pub type Result<T> = std::result::Result<T, TrainError>;
+
+impl TrainError {
+    /// Shorthand for a configuration error.
+    pub fn config(field: &str, value: impl ToString, fix: &str) -> Self {
+        Self::Config { field: field.into(), value: value.to_string(), fix: fix.into() }
+    }
+
+    /// Shorthand for an I/O error at a path.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io { path: path.into(), source }
+    }
+}

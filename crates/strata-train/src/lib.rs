@@ -1,0 +1,23 @@
+//! strata's training: pretraining methods behind one trait, fine-tuning in phases,
+//! evaluation, and run directories with manifests.
+
+pub mod batch;
+pub mod device;
+pub mod error;
+pub mod evaluate;
+pub mod finetune;
+pub mod manifest;
+pub mod methods;
+pub mod progress;
+pub mod reuse;
+pub mod run_dir;
+pub mod step;
+
+pub use device::DeviceChoice;
+pub use error::{Result, TrainError};
+pub use evaluate::{Evaluation, evaluate};
+pub use finetune::{FinetuneConfig, FinetuneOutcome, Init, finetune};
+pub use manifest::Manifest;
+pub use methods::{PretrainConfig, PretrainOutcome, Pretrainer, method_by_name, method_names};
+pub use progress::{Event, Observer};
+pub use run_dir::{RunDir, RunWriter};

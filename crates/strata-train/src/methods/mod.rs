@@ -1,0 +1,73 @@
+//! Pretraining methods: each one file behind [`Pretrainer`], registered in [`registry`].
+
+mod ae;
+mod dae;
+
+use crate::error::{Result, TrainError};
+use crate::progress::Observer;
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use strata_data::{Dataset, Normalization};
+use strata_nn::ArchSpec;
+
+/// Settings shared by all pretraining methods.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PretrainConfig {
+    /// backbone architecture
+    pub arch: ArchSpec,
+    /// passes over the unlabeled data
+    pub epochs: usize,
+    /// images per optimiser step
+    pub batch: usize,
+    /// Adam learning rate
+    pub lr: f64,
+    /// seed of initialisation, data order and noise
+    pub seed: u64,
+    /// corruption level of denoising methods (fraction of pixels masked)
+    pub noise: f32,
+}
+
+/// What a pretraining method hands back.
+pub struct PretrainOutcome {
+    /// safetensors bytes of the whole pretraining model; `backbone.*` is what stage two reuses
+    pub weights: Vec<u8>,
+    /// final figures (loss, seconds, throughput) for the manifest
+    pub metrics: serde_json::Value,
+}
+
+/// One pretraining method.
+pub trait Pretrainer {
+    /// Name used with `--method`.
+    fn name(&self) -> &'static str;
+    /// One-line description for `--help` and the manifest.
+    fn describe(&self) -> &'static str;
+    /// Trains on `data` (labels ignored); `log` receives one JSON object per epoch.
+    fn pretrain(
+        &self,
+        data: &Dataset,
+        norm: &Normalization,
+        cfg: &PretrainConfig,
+        device: &Device,
+        observer: &mut dyn Observer,
+        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
+    ) -> Result<PretrainOutcome>;
+}
+
+/// Every method strata knows; adding one means adding its file and one line here.
+pub fn registry() -> Vec<Box<dyn Pretrainer>> {
+    vec![Box::new(ae::Autoencoding), Box::new(dae::Denoising)]
+}
+
+/// Names of all methods.
+pub fn method_names() -> Vec<&'static str> {
+    registry().iter().map(|m| m.name()).collect()
+}
+
+/// The method called `name`.
+pub fn method_by_name(name: &str) -> Result<Box<dyn Pretrainer>> {
+    registry().into_iter().find(|m| m.name() == name).ok_or_else(|| {
+        TrainError::config("--method", name, &format!("choose one of: {}", method_names().join(", ")))
+    })
+}
+
+pub(crate) use ae::train_autoencoder;

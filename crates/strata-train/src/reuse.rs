@@ -1,0 +1,34 @@
+//! Taking the lower blocks of a parent run's backbone.
+
+use crate::error::Result;
+use burn::module::Module;
+use burn::tensor::Device;
+use std::path::Path;
+use strata_nn::block::build_stack;
+use strata_nn::{ArchSpec, Block, FeatureShape, InputShape, weights};
+
+/// Only the backbone of a saved model; the method's own parts (decoder, head) are ignored.
+#[derive(Module, Debug)]
+struct BackboneOnly {
+    backbone: Vec<Block>,
+}
+
+/// Loads the backbone `arch` from safetensors `bytes` (read from `path`) and keeps its lower
+/// `k` blocks. Every backbone tensor must be in the file with the declared shape.
+pub fn load_backbone(
+    bytes: Vec<u8>,
+    path: &Path,
+    arch: &ArchSpec,
+    input: InputShape,
+    k: usize,
+    device: &Device,
+) -> Result<Vec<Block>> {
+    arch.lower(k)?;
+    let first = FeatureShape::Map(input.channels, input.height, input.width);
+    let fresh = BackboneOnly { backbone: build_stack(&arch.blocks, first, device) };
+    // a backbone tensor the architecture lacks means the file is for a deeper backbone
+    let loaded = weights::load_bytes_ignoring(fresh, bytes, path, |name| !name.starts_with("backbone."))?;
+    let mut blocks = loaded.backbone;
+    blocks.truncate(k);
+    Ok(blocks)
+}

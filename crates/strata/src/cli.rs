@@ -1,0 +1,43 @@
+//! Command-line definition (clap) and dispatch.
+
+use crate::commands;
+use clap::{Parser, Subcommand};
+
+/// Unsupervised pretraining on unlabeled images, then fine-tuning on the few labeled ones.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stage one: pretrain a backbone on unlabeled images.
+    Pretrain(commands::pretrain::Args),
+    /// Stage two: reuse the lower blocks of a run under a new head and fine-tune on labels.
+    Finetune(commands::finetune::Args),
+    /// Score a classifier run on labeled data: accuracy, per-class P/R/F1, confusion matrix.
+    Evaluate(commands::evaluate::Args),
+    /// Predict the class of each image of a folder or dataset (CSV on stdout).
+    Predict(commands::predict::Args),
+    /// Show a run's manifest and layer table.
+    Inspect(commands::inspect::Args),
+    /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
+    Demo(commands::demo::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    match cli.command {
+        Command::Pretrain(a) => commands::pretrain::run(a, argv),
+        Command::Finetune(a) => commands::finetune::run(a, argv),
+        Command::Evaluate(a) => commands::evaluate::run(a),
+        Command::Predict(a) => commands::predict::run(a),
+        Command::Inspect(a) => commands::inspect::run(a),
+        Command::Demo(a) => commands::demo::run(a, argv),
+    }
+}

@@ -1,0 +1,125 @@
+//! `strata demo`: the whole pipeline on the bundled data, with a comparison table.
+
+use crate::commands::finetune::Schedule;
+use crate::observer::Progress;
+use crate::pipeline::{self, FinetuneRequest, PretrainRequest};
+use anyhow::{Result, bail};
+use std::path::PathBuf;
+use std::time::Instant;
+use strata_nn::ArchSpec;
+use strata_train::PretrainConfig;
+
+/// Flags of `strata demo`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder with train-*/t10k-* IDX files: train = unlabeled pool and label source, t10k = test.
+    #[arg(long, default_value = "data/mnist5k")]
+    pub data: String,
+    /// Where the three runs go (`pretrain`, `finetune`, `scratch` inside).
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Labeled images per class for stage two.
+    #[arg(long, default_value_t = 10)]
+    pub labels_per_class: usize,
+    /// Pretraining method.
+    #[arg(long, default_value = "dae")]
+    pub method: String,
+    /// Pretraining epochs over the unlabeled images.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Fraction of pixels masked by `dae`.
+    #[arg(long, default_value_t = 0.25)]
+    pub noise: f32,
+    #[command(flatten)]
+    pub schedule: Schedule,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace an earlier demo's runs.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `strata demo`.
+pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+    if a.out.exists() && !a.force {
+        bail!("{} already exists (an earlier demo?); pass --force to replace it, or --out elsewhere", a.out.display());
+    }
+    let quiet = a.json;
+    let t0 = Instant::now();
+    let pre = PretrainRequest {
+        data: format!("{}:train", a.data),
+        method: a.method.clone(),
+        out: a.out.join("pretrain"),
+        force: a.force,
+        max_images: None,
+        cfg: PretrainConfig { arch: ArchSpec::reference(), epochs: a.epochs, batch: 64, lr: 1e-3, seed: a.schedule.seed, noise: a.noise },
+        device: a.device.clone(),
+        argv: argv.clone(),
+    };
+    let pre_run = pipeline::pretrain(&pre, &mut Progress::new(quiet))?;
+    let pretrain_s = t0.elapsed().as_secs_f64();
+    let s = &a.schedule;
+    let base = FinetuneRequest {
+        from: Some(pre_run.path.clone()),
+        train: format!("{}:train", a.data),
+        test: Some(format!("{}:test", a.data)),
+        labels_per_class: Some(a.labels_per_class),
+        reuse: None,
+        arch: ArchSpec::reference(),
+        head_hidden: vec![],
+        batch: s.batch,
+        lr: s.lr,
+        seed: s.seed,
+        frozen_steps: s.frozen_steps,
+        unfreeze_steps: s.unfreeze_steps,
+        unfreeze_top: s.unfreeze_top,
+        lr_mult: s.lr_mult,
+        augment_shift: s.augment_shift,
+        out: a.out.join("finetune"),
+        force: a.force,
+        device: a.device.clone(),
+        argv: argv.clone(),
+    };
+    let t1 = Instant::now();
+    let ft = pipeline::finetune(&base, &mut Progress::new(quiet))?;
+    let finetune_s = t1.elapsed().as_secs_f64();
+    let scratch_req = FinetuneRequest { from: None, out: a.out.join("scratch"), ..base };
+    let t2 = Instant::now();
+    let sc = pipeline::finetune(&scratch_req, &mut Progress::new(quiet))?;
+    let scratch_s = t2.elapsed().as_secs_f64();
+
+    let acc = |r: &pipeline::FinetuneResult| r.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+    let frozen = ft.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy);
+    let summary = serde_json::json!({
+        "data": a.data,
+        "labels_per_class": a.labels_per_class,
+        "method": a.method,
+        "accuracy_frozen": frozen,
+        "accuracy_finetuned": acc(&ft),
+        "accuracy_scratch": acc(&sc),
+        "gain_points": 100.0 * (acc(&ft) - acc(&sc)),
+        "seconds_pretrain": pretrain_s,
+        "seconds_finetune": finetune_s,
+        "seconds_scratch": scratch_s,
+        "seconds_total": t0.elapsed().as_secs_f64(),
+        "runs": a.out.display().to_string(),
+    });
+    if a.json {
+        println!("{summary}");
+    } else {
+        println!("\n{} labeled images per class, test set {}:test", a.labels_per_class, a.data);
+        println!("{:<34} {:>9} {:>9}", "classifier", "accuracy", "seconds");
+        if let Some(f) = frozen {
+            println!("{:<34} {:>8.2}% {:>9}", format!("{} pretrained, reused frozen", a.method), 100.0 * f, "");
+        }
+        println!("{:<34} {:>8.2}% {:>9.1}", format!("{} pretrained, fine-tuned", a.method), 100.0 * acc(&ft), finetune_s);
+        println!("{:<34} {:>8.2}% {:>9.1}", "from scratch (same labels, steps)", 100.0 * acc(&sc), scratch_s);
+        println!("gain from pretraining: {:+.2} points (pretraining took {:.1} s)", 100.0 * (acc(&ft) - acc(&sc)), pretrain_s);
+        println!("runs in {}; look inside with `strata inspect {}`", a.out.display(), a.out.join("finetune").display());
+    }
+    Ok(())
+}

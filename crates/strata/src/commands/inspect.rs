@@ -1,0 +1,90 @@
+//! `strata inspect`: manifest summary and layer table.
+
+use crate::context;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// Flags of `strata inspect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A run directory.
+    pub run: PathBuf,
+    /// Print the manifest and layer table as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `strata inspect`.
+pub fn run(a: Args) -> Result<()> {
+    let run = context::open_run(&a.run)?;
+    let (_, device) = context::device("cpu")?;
+    let table = context::layer_table(&run, &device)?;
+    let m = &run.manifest;
+    if a.json {
+        println!("{}", serde_json::to_string(&serde_json::json!({ "manifest": m, "layers": table }))?);
+        return Ok(());
+    }
+    println!("run        {}", run.path.display());
+    println!("kind       {:?}{}", m.kind, m.method.as_ref().map(|s| format!(" ({s})")).unwrap_or_default());
+    println!("strata     {} (manifest schema {})", m.strata_version, m.schema_version);
+    println!("command    {}", m.command_line.join(" "));
+    println!("seed       {}   device {}", m.seed, m.device);
+    println!("data       {} ({} images, fingerprint {}…)", m.data.spec, m.data.images, &m.data.fingerprint[..12.min(m.data.fingerprint.len())]);
+    if let Some(idx) = &m.data.label_indices {
+        println!("labels     {} labeled images used (indices in manifest)", idx.len());
+    }
+    println!("input      {}   backbone {}", m.input, m.arch);
+    if let Some(h) = &m.head {
+        println!("head       hidden {:?} → {} classes", h.hidden, h.classes);
+    }
+    if let Some(p) = &m.parent {
+        println!("parent     {} (reused {} of {}; weights {}…)", p.path, p.reused_blocks, p.arch, &p.weights_sha256[..12.min(p.weights_sha256.len())]);
+    }
+    println!("weights    {} ({} bytes, sha256 {}…)", m.weights.file, m.weights.bytes, &m.weights.sha256[..12.min(m.weights.sha256.len())]);
+    if !m.phases.is_empty() {
+        println!("\nphase      steps  trainable blocks  backbone lr  head lr   loss     test acc");
+        for p in &m.phases {
+            println!(
+                "{:<10} {:>5}  {:<16}  {:>11}  {:>7.1e}  {:>7.4}  {}",
+                p.name,
+                p.steps,
+                format!("{:?}", p.trainable_blocks),
+                p.backbone_lr.map(|l| format!("{l:.1e}")).unwrap_or_else(|| "-".into()),
+                p.head_lr,
+                p.final_loss,
+                p.eval_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    println!("\nblock  spec                origin  frozen in");
+    for b in &m.blocks {
+        println!("{:>5}  {:<18}  {:<6}  {}", b.index, b.spec, b.origin, if b.frozen_in.is_empty() { "-".into() } else { b.frozen_in.join(", ") });
+    }
+    println!("\n{:<32} {:<16} {:>10}  {}", "parameter", "shape", "values", "status");
+    let mut total = 0;
+    for l in &table {
+        total += l.numel;
+        let block_frozen = frozen_at_end(m, &l.name);
+        let status = if l.name.ends_with("running_mean") || l.name.ends_with("running_var") {
+            "buffer"
+        } else if block_frozen {
+            "frozen"
+        } else {
+            "trainable"
+        };
+        println!("{:<32} {:<16} {:>10}  {}", l.name, format!("{:?}", l.shape), l.numel, status);
+    }
+    println!("{:<32} {:<16} {:>10}", "total", "", total);
+    println!("\nmetrics    {}", m.metrics);
+    Ok(())
+}
+
+/// Whether the backbone block owning `name` was frozen in the run's last phase.
+fn frozen_at_end(m: &strata_train::Manifest, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("backbone.") else { return false };
+    let Some(idx) = rest.split('.').next().and_then(|s| s.parse::<usize>().ok()) else { return false };
+    match m.phases.last() {
+        Some(last) => !last.trainable_blocks.contains(&idx),
+        None => false,
+    }
+}

@@ -1,0 +1,8 @@
+//! One file per subcommand.
+
+pub mod demo;
+pub mod evaluate;
+pub mod finetune;
+pub mod inspect;
+pub mod predict;
+pub mod pretrain;

@@ -1,0 +1,72 @@
+//! `strata pretrain`: stage one on unlabeled images.
+
+use crate::observer::Progress;
+use crate::pipeline::{self, PretrainRequest};
+use anyhow::Result;
+use std::path::PathBuf;
+use strata_nn::ArchSpec;
+use strata_nn::spec::REF_CAE;
+use strata_train::PretrainConfig;
+
+/// Flags of `strata pretrain`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Unlabeled images: an IDX folder or file, an image folder tree, or CIFAR binaries
+    /// (`PATH` or `PATH:train|test`; labels, if any, are ignored).
+    #[arg(long)]
+    pub data: String,
+    /// Pretraining method.
+    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(["ae", "dae"]))]
+    pub method: String,
+    /// Run directory to create.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Backbone blocks, e.g. `conv32-pool,conv64-pool,dense128` (REF-CAE).
+    #[arg(long, default_value = REF_CAE)]
+    pub arch: ArchSpec,
+    /// Passes over the unlabeled images.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Images per optimiser step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Seed of initialisation, data order and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of pixels masked by `dae`.
+    #[arg(long, default_value_t = 0.25)]
+    pub noise: f32,
+    /// Use a seeded sample of at most this many images.
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace the run directory if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print only phase summaries.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `strata pretrain`.
+pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+    let req = PretrainRequest {
+        data: a.data,
+        method: a.method,
+        out: a.out,
+        force: a.force,
+        max_images: a.max_images,
+        cfg: PretrainConfig { arch: a.arch, epochs: a.epochs, batch: a.batch, lr: a.lr, seed: a.seed, noise: a.noise },
+        device: a.device,
+        argv,
+    };
+    let run = pipeline::pretrain(&req, &mut Progress::new(a.quiet))?;
+    println!("pretrained {} → {}", req.method, run.path.display());
+    println!("{}", serde_json::to_string(&run.manifest.metrics)?);
+    Ok(())
+}

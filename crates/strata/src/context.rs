@@ -1,0 +1,68 @@
+//! Helpers shared by the commands: loading data with context, devices, manifests.
+
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+use strata_data::{DataSpec, Dataset, LoadOptions, Split};
+use strata_nn::{ArchSpec, Autoencoder, Classifier, InputShape, weights};
+use strata_train::manifest::RunKind;
+use strata_train::{DeviceChoice, RunDir};
+
+/// Loads a data SPEC; `labeled` requires labels.
+pub fn load_data(spec: &str, flag: &str, labeled: bool, default_split: Split) -> Result<Dataset> {
+    let parsed = DataSpec::parse(spec).with_context(|| format!("{flag} {spec}"))?;
+    let opts = LoadOptions { require_labels: labeled, default_split, ..LoadOptions::default() };
+    let data = strata_data::load(&parsed, &opts).with_context(|| format!("loading {flag} {spec}"))?;
+    if data.is_empty() {
+        anyhow::bail!("{flag} {spec}: no images found");
+    }
+    Ok(data)
+}
+
+/// The image shape a dataset gives the network.
+pub fn input_of(data: &Dataset) -> InputShape {
+    InputShape { channels: data.shape.channels, height: data.shape.height, width: data.shape.width }
+}
+
+/// The device named by `--device`, checked.
+pub fn device(name: &str) -> Result<(DeviceChoice, burn::tensor::Device)> {
+    let choice = DeviceChoice::parse(name)?;
+    let dev = choice.device()?;
+    Ok((choice, dev))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Opens a run directory with context.
+pub fn open_run(path: &Path) -> Result<RunDir> {
+    RunDir::open(path).with_context(|| format!("opening run {}", path.display()))
+}
+
+/// Rebuilds the classifier of a finetune/scratch run with its weights.
+pub fn load_classifier(run: &RunDir, device: &burn::tensor::Device) -> Result<Classifier> {
+    let m = &run.manifest;
+    let head = m.head.as_ref().with_context(|| {
+        format!("run {} is a {:?} run, not a classifier; evaluate a finetune run", run.path.display(), m.kind)
+    })?;
+    let arch = ArchSpec::parse(&m.arch)?;
+    let model = Classifier::new(&arch, head, m.input, device)?;
+    let bytes = run.weights_bytes()?;
+    Ok(weights::load_bytes(model, bytes, &run.weights_path())?)
+}
+
+/// The layer table of any run, rebuilt from its manifest and weights.
+pub fn layer_table(run: &RunDir, device: &burn::tensor::Device) -> Result<Vec<strata_nn::LayerInfo>> {
+    let m = &run.manifest;
+    let bytes = run.weights_bytes()?;
+    let arch = ArchSpec::parse(&m.arch)?;
+    Ok(match m.kind {
+        RunKind::Pretrain => {
+            let model = Autoencoder::new(&arch, m.input, device)?;
+            weights::layer_table(&weights::load_bytes(model, bytes, &run.weights_path())?)
+        }
+        RunKind::Finetune | RunKind::Scratch => weights::layer_table(&load_classifier(run, device)?),
+    })
+}

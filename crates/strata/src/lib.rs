@@ -1,0 +1,7 @@
+//! The strata command line as a library, so examples and tests can drive the same code.
+
+pub mod cli;
+pub mod commands;
+pub mod context;
+pub mod observer;
+pub mod pipeline;

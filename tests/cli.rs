@@ -1,0 +1,111 @@
+//! End to end: pretrain → finetune → evaluate → inspect on tiny real data, determinism,
+//! and the scratch baseline.
+
+mod common;
+use common::*;
+
+#[test]
+fn pretrain_finetune_evaluate_inspect() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 300, 100);
+    let d = data.to_str().unwrap();
+    let runs = tmp.path().join("runs");
+    let pre = runs.join("ae");
+    let ft = runs.join("ft");
+    ok(&["pretrain", "--data", d, "--out", pre.to_str().unwrap(), "--epochs", "1", "--quiet"]);
+    for f in ["manifest.json", "model.safetensors", "metrics.jsonl"] {
+        assert!(pre.join(f).is_file(), "{f} missing");
+    }
+    let m = manifest(&pre);
+    assert_eq!(m["kind"], "pretrain");
+    assert_eq!(m["data"]["images"], 300);
+    assert_eq!(m["arch"], "conv32-pool,conv64-pool,dense128");
+    let metrics = std::fs::read_to_string(pre.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1, "one line per epoch");
+
+    ok(&[
+        "finetune", "--from", pre.to_str().unwrap(), "--train", d, "--test", &format!("{d}:test"),
+        "--labels-per-class", "5", "--frozen-steps", "5", "--unfreeze-steps", "5",
+        "--out", ft.to_str().unwrap(), "--quiet",
+    ]);
+    let m = manifest(&ft);
+    assert_eq!(m["kind"], "finetune");
+    assert_eq!(m["parent"]["reused_blocks"], 3);
+    assert_eq!(m["data"]["label_indices"].as_array().unwrap().len(), 50);
+    assert_eq!(m["phases"].as_array().unwrap().len(), 2);
+    assert_eq!(m["phases"][1]["trainable_blocks"], serde_json::json!([2]));
+    // the reused blocks normalise inputs as the parent did
+    assert_eq!(m["normalization"], manifest(&pre)["normalization"]);
+
+    let out = ok(&["evaluate", "--model", ft.to_str().unwrap(), "--data", &format!("{d}:test"), "--json"]);
+    let e: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(e["images"], 100);
+    let acc = e["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(e["confusion"].as_array().unwrap().len(), 10);
+    assert_eq!(acc, m["metrics"]["test_accuracy"].as_f64().unwrap(), "evaluate agrees with the run's own score");
+    let text = ok(&["evaluate", "--model", ft.to_str().unwrap(), "--data", &format!("{d}:test")]);
+    assert!(text.contains("confusion matrix") && text.contains("precision"), "{text}");
+
+    let table = ok(&["inspect", ft.to_str().unwrap()]);
+    assert!(table.contains("backbone.0.conv.weight"), "{table}");
+    assert!(table.contains("head.0.linear.weight"), "{table}");
+    assert!(table.contains("frozen") && table.contains("trainable"), "{table}");
+    assert!(table.contains("parent"), "{table}");
+    let pre_table = ok(&["inspect", pre.to_str().unwrap()]);
+    assert!(pre_table.contains("decoder.blocks.0.linear.weight"), "{pre_table}");
+
+    let csv = ok(&["predict", "--model", ft.to_str().unwrap(), &format!("{d}:test")]);
+    assert_eq!(csv.lines().count(), 101);
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let d = data.to_str().unwrap();
+    let mut sums = Vec::new();
+    for name in ["a", "b"] {
+        let pre = tmp.path().join(format!("pre-{name}"));
+        let ft = tmp.path().join(format!("ft-{name}"));
+        ok(&["pretrain", "--data", d, "--out", pre.to_str().unwrap(), "--epochs", "1", "--method", "dae", "--seed", "3", "-q"]);
+        ok(&[
+            "finetune", "--from", pre.to_str().unwrap(), "--train", d, "--labels-per-class", "4",
+            "--frozen-steps", "4", "--unfreeze-steps", "4", "--augment-shift", "2", "--seed", "3",
+            "--out", ft.to_str().unwrap(), "-q",
+        ]);
+        let losses = |p: &std::path::Path| -> Vec<f64> {
+            std::fs::read_to_string(p.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64().unwrap())
+                .collect()
+        };
+        sums.push((
+            manifest(&pre)["weights"]["sha256"].clone(),
+            manifest(&ft)["weights"]["sha256"].clone(),
+            losses(&pre),
+            losses(&ft),
+            manifest(&ft)["data"]["label_indices"].clone(),
+        ));
+    }
+    assert_eq!(sums[0], sums[1]);
+}
+
+#[test]
+fn scratch_baseline_has_no_parent_and_trains_every_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let d = data.to_str().unwrap();
+    let sc = tmp.path().join("scratch");
+    ok(&[
+        "finetune", "--from", "scratch", "--train", d, "--labels-per-class", "3", "--reuse", "2",
+        "--frozen-steps", "3", "--unfreeze-steps", "3", "--out", sc.to_str().unwrap(), "-q",
+    ]);
+    let m = manifest(&sc);
+    assert_eq!(m["kind"], "scratch");
+    assert!(m["parent"].is_null());
+    assert_eq!(m["arch"], "conv32-pool,conv64-pool");
+    assert_eq!(m["phases"][0]["steps"], 6);
+    assert_eq!(m["phases"][0]["trainable_blocks"], serde_json::json!([0, 1]));
+}
