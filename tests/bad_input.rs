@@ -53,7 +53,8 @@ fn idx_count_mismatch() {
     let d = tiny_mnist(&tmp.path().join("m"), 20, 5);
     strata_data::write_idx_labels(&d.join("train-labels-idx1-ubyte"), &[1, 2, 3]).unwrap();
     let out = tmp.path().join("run");
-    let e = fails(&["finetune", "--from", "scratch", "--train", d.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let e =
+        fails(&["finetune", "--from", "scratch", "--train", d.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
     assert!(e.contains("train-labels-idx1-ubyte") && e.contains("20") && e.contains('3'), "{e}");
     assert_no_run(&out);
 }
@@ -63,7 +64,8 @@ fn png_folder(root: &Path, classes: &[(&str, usize, u32)]) {
         let dir = root.join(class);
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..*n {
-            let img = image::GrayImage::from_fn(*size, *size, |x, y| image::Luma([((x + y + i as u32) * 7 % 255) as u8]));
+            let img =
+                image::GrayImage::from_fn(*size, *size, |x, y| image::Luma([((x + y + i as u32) * 7 % 255) as u8]));
             img.save(dir.join(format!("{i}.png"))).unwrap();
         }
     }
@@ -99,7 +101,16 @@ fn empty_class_folder() {
     png_folder(&root, &[("a", 3, 8), ("b", 3, 8)]);
     std::fs::create_dir_all(root.join("c")).unwrap();
     let out = tmp.path().join("run");
-    let e = fails(&["finetune", "--from", "scratch", "--train", root.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let e = fails(&[
+        "finetune",
+        "--from",
+        "scratch",
+        "--train",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(e.contains("imgs/c") || e.contains("`c`") || e.contains("\"c\""), "{e}");
     assert_no_run(&out);
 }
@@ -110,8 +121,16 @@ fn more_labels_than_exist() {
     let d = tiny_mnist(&tmp.path().join("m"), 50, 10);
     let out = tmp.path().join("run");
     let e = fails(&[
-        "finetune", "--from", "scratch", "--train", d.to_str().unwrap(), "--labels-per-class", "40",
-        "--out", out.to_str().unwrap(), "-q",
+        "finetune",
+        "--from",
+        "scratch",
+        "--train",
+        d.to_str().unwrap(),
+        "--labels-per-class",
+        "40",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
     ]);
     assert!(e.contains("--labels-per-class") && e.contains("40"), "{e}");
     assert_no_run(&out);
@@ -126,8 +145,18 @@ fn train_and_test_classes_differ() {
     png_folder(&test, &[("cat", 2, 8), ("cow", 2, 8)]);
     let out = tmp.path().join("run");
     let e = fails(&[
-        "finetune", "--from", "scratch", "--arch", "conv4-pool,dense8", "--train", train.to_str().unwrap(),
-        "--test", test.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q",
+        "finetune",
+        "--from",
+        "scratch",
+        "--arch",
+        "conv4-pool,dense8",
+        "--train",
+        train.to_str().unwrap(),
+        "--test",
+        test.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
     ]);
     assert!(e.contains("dog") && e.contains("cow"), "{e}");
     assert_no_run(&out);
@@ -138,11 +167,30 @@ fn reuse_deeper_than_backbone() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
     let pre = tmp.path().join("pre");
-    ok(&["pretrain", "--data", d.to_str().unwrap(), "--arch", "conv4-pool,dense8", "--out", pre.to_str().unwrap(), "--epochs", "1", "-q"]);
+    ok(&[
+        "pretrain",
+        "--data",
+        d.to_str().unwrap(),
+        "--arch",
+        "conv4-pool,dense8",
+        "--out",
+        pre.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "-q",
+    ]);
     let out = tmp.path().join("run");
     let e = fails(&[
-        "finetune", "--from", pre.to_str().unwrap(), "--train", d.to_str().unwrap(), "--reuse", "5",
-        "--out", out.to_str().unwrap(), "-q",
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        d.to_str().unwrap(),
+        "--reuse",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
     ]);
     assert!(e.contains("--reuse 5") && e.contains("2 block"), "{e}");
     assert_no_run(&out);
@@ -153,7 +201,18 @@ fn existing_run_needs_force_and_is_left_intact() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
     let pre = tmp.path().join("pre");
-    let args = ["pretrain", "--data", d.to_str().unwrap(), "--arch", "conv4-pool,dense8", "--out", pre.to_str().unwrap(), "--epochs", "1", "-q"];
+    let args = [
+        "pretrain",
+        "--data",
+        d.to_str().unwrap(),
+        "--arch",
+        "conv4-pool,dense8",
+        "--out",
+        pre.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "-q",
+    ];
     ok(&args);
     let before = std::fs::read(pre.join("manifest.json")).unwrap();
     let e = fails(&args);
@@ -193,12 +252,32 @@ fn tampered_weights_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
     let pre = tmp.path().join("pre");
-    ok(&["pretrain", "--data", d.to_str().unwrap(), "--arch", "conv4-pool,dense8", "--out", pre.to_str().unwrap(), "--epochs", "1", "-q"]);
+    ok(&[
+        "pretrain",
+        "--data",
+        d.to_str().unwrap(),
+        "--arch",
+        "conv4-pool,dense8",
+        "--out",
+        pre.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "-q",
+    ]);
     let w = pre.join("model.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
     let out = tmp.path().join("ft");
-    let e = fails(&["finetune", "--from", pre.to_str().unwrap(), "--train", d.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);
+    let e = fails(&[
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        d.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     assert!(e.contains("model.safetensors") && e.contains("checksum"), "{e}");
     assert_no_run(&out);
 }

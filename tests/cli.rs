@@ -24,9 +24,22 @@ fn pretrain_finetune_evaluate_inspect() {
     assert_eq!(metrics.lines().count(), 1, "one line per epoch");
 
     ok(&[
-        "finetune", "--from", pre.to_str().unwrap(), "--train", d, "--test", &format!("{d}:test"),
-        "--labels-per-class", "5", "--frozen-steps", "5", "--unfreeze-steps", "5",
-        "--out", ft.to_str().unwrap(), "--quiet",
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        d,
+        "--test",
+        &format!("{d}:test"),
+        "--labels-per-class",
+        "5",
+        "--frozen-steps",
+        "5",
+        "--unfreeze-steps",
+        "5",
+        "--out",
+        ft.to_str().unwrap(),
+        "--quiet",
     ]);
     let m = manifest(&ft);
     assert_eq!(m["kind"], "finetune");
@@ -68,11 +81,39 @@ fn same_seed_same_bytes() {
     for name in ["a", "b"] {
         let pre = tmp.path().join(format!("pre-{name}"));
         let ft = tmp.path().join(format!("ft-{name}"));
-        ok(&["pretrain", "--data", d, "--out", pre.to_str().unwrap(), "--epochs", "1", "--method", "dae", "--seed", "3", "-q"]);
         ok(&[
-            "finetune", "--from", pre.to_str().unwrap(), "--train", d, "--labels-per-class", "4",
-            "--frozen-steps", "4", "--unfreeze-steps", "4", "--augment-shift", "2", "--seed", "3",
-            "--out", ft.to_str().unwrap(), "-q",
+            "pretrain",
+            "--data",
+            d,
+            "--out",
+            pre.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--method",
+            "dae",
+            "--seed",
+            "3",
+            "-q",
+        ]);
+        ok(&[
+            "finetune",
+            "--from",
+            pre.to_str().unwrap(),
+            "--train",
+            d,
+            "--labels-per-class",
+            "4",
+            "--frozen-steps",
+            "4",
+            "--unfreeze-steps",
+            "4",
+            "--augment-shift",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            ft.to_str().unwrap(),
+            "-q",
         ]);
         let losses = |p: &std::path::Path| -> Vec<f64> {
             std::fs::read_to_string(p.join("metrics.jsonl"))
@@ -93,14 +134,65 @@ fn same_seed_same_bytes() {
 }
 
 #[test]
+fn siamese_backbone_is_reused_like_any_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 120, 30);
+    let d = data.to_str().unwrap();
+    let pre = tmp.path().join("sia");
+    let ft = tmp.path().join("ft");
+    ok(&["pretrain", "--data", d, "--method", "siamese", "--epochs", "1", "--out", pre.to_str().unwrap(), "-q"]);
+    let table = ok(&["inspect", pre.to_str().unwrap()]);
+    assert!(table.contains("projector.weight") && table.contains("backbone.2.linear.weight"), "{table}");
+    let line = std::fs::read_to_string(pre.join("metrics.jsonl")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
+    assert!(v["twin_accuracy"].as_f64().unwrap() > 0.0, "{line}");
+    ok(&["finetune", "--from", pre.to_str().unwrap(), "--train", d, "--labels-per-class", "3", "--reuse", "2",
+        "--frozen-steps", "3", "--unfreeze-steps", "3", "--out", ft.to_str().unwrap(), "-q"]);
+    assert_eq!(manifest(&ft)["parent"]["reused_blocks"], 2);
+}
+
+#[test]
+fn config_file_sets_flags_and_the_command_line_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 100, 20);
+    let d = data.to_str().unwrap();
+    let cfg = tmp.path().join("strata.toml");
+    std::fs::write(&cfg, "[finetune]\nlabels-per-class = 2\nfrozen-steps = 2\nunfreeze-steps = 3\narch = \"conv4-pool,dense8\"\nquiet = true\n").unwrap();
+    let out = tmp.path().join("sc");
+    ok(&["finetune", "--config", cfg.to_str().unwrap(), "--from", "scratch", "--train", d, "--unfreeze-steps", "1", "--out", out.to_str().unwrap()]);
+    let m = manifest(&out);
+    assert_eq!(m["arch"], "conv4-pool,dense8");
+    assert_eq!(m["data"]["label_indices"].as_array().unwrap().len(), 20);
+    assert_eq!(m["phases"][0]["steps"], 3, "2 frozen from the file + 1 unfreeze from the command line");
+    let bad = tmp.path().join("bad.toml");
+    std::fs::write(&bad, "[finetune]\nlabels-per-klass = 2\n").unwrap();
+    let e = fails(&["finetune", "--config", bad.to_str().unwrap(), "--from", "scratch", "--train", d, "--out", out.to_str().unwrap()]);
+    assert!(e.contains("labels-per-klass"), "{e}");
+}
+
+#[test]
 fn scratch_baseline_has_no_parent_and_trains_every_block() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
     let d = data.to_str().unwrap();
     let sc = tmp.path().join("scratch");
     ok(&[
-        "finetune", "--from", "scratch", "--train", d, "--labels-per-class", "3", "--reuse", "2",
-        "--frozen-steps", "3", "--unfreeze-steps", "3", "--out", sc.to_str().unwrap(), "-q",
+        "finetune",
+        "--from",
+        "scratch",
+        "--train",
+        d,
+        "--labels-per-class",
+        "3",
+        "--reuse",
+        "2",
+        "--frozen-steps",
+        "3",
+        "--unfreeze-steps",
+        "3",
+        "--out",
+        sc.to_str().unwrap(),
+        "-q",
     ]);
     let m = manifest(&sc);
     assert_eq!(m["kind"], "scratch");

@@ -30,7 +30,11 @@ pub fn ok(args: &[&str]) -> String {
 /// Asserts failure and returns stderr.
 pub fn fails(args: &[&str]) -> String {
     let out = run(args);
-    assert!(!out.status.success(), "strata {args:?} should have failed; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "strata {args:?} should have failed; stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -46,7 +50,14 @@ pub fn tiny_mnist(dir: &Path, train: usize, test: usize) -> PathBuf {
         let (px, shape, _) = strata_data::read_idx_images(&src.join(format!("{prefix}-images-idx3-ubyte.gz"))).unwrap();
         let labels = strata_data::read_idx_labels(&src.join(format!("{prefix}-labels-idx1-ubyte.gz"))).unwrap();
         let per = shape.height * shape.width;
-        strata_data::write_idx_images(&dir.join(format!("{prefix}-images-idx3-ubyte")), n, shape.height, shape.width, &px[..n * per]).unwrap();
+        strata_data::write_idx_images(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            n,
+            shape.height,
+            shape.width,
+            &px[..n * per],
+        )
+        .unwrap();
         strata_data::write_idx_labels(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &labels[..n]).unwrap();
     }
     dir.to_path_buf()

@@ -18,8 +18,7 @@ pub fn shift(pixels: &[u8], shape: ImageShape, dy: isize, dx: isize) -> Vec<u8> 
             }
             let d = (y * w) as usize;
             let s = (sy * w) as usize;
-            dst[d + x0 as usize..d + x1 as usize]
-                .copy_from_slice(&src[s + (x0 - dx) as usize..s + (x1 - dx) as usize]);
+            dst[d + x0 as usize..d + x1 as usize].copy_from_slice(&src[s + (x0 - dx) as usize..s + (x1 - dx) as usize]);
         }
     }
     out

@@ -45,6 +45,19 @@ impl std::fmt::Display for ImageShape {
     }
 }
 
+/// An empty buffer with room for `n` images of `shape`, or an error instead of an abort
+/// when that much memory cannot be had (a huge `--resize`, a huge folder).
+pub(crate) fn pixel_buffer(n: usize, shape: ImageShape, what: &str) -> Result<Vec<u8>> {
+    let too_much = |bytes: u64| DataError::OutOfMemory { what: what.to_string(), bytes };
+    let bytes = [shape.channels, shape.height, shape.width]
+        .into_iter()
+        .try_fold(n, usize::checked_mul)
+        .ok_or_else(|| too_much(u64::MAX))?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes).map_err(|_| too_much(bytes as u64))?;
+    Ok(v)
+}
+
 /// Images (and optionally labels) held in memory as one contiguous pixel buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -156,10 +169,7 @@ impl Dataset {
         if self.class_names == other.class_names {
             Ok(())
         } else {
-            Err(DataError::ClassMismatch {
-                train: self.class_names.clone(),
-                test: other.class_names.clone(),
-            })
+            Err(DataError::ClassMismatch { train: self.class_names.clone(), test: other.class_names.clone() })
         }
     }
 
@@ -176,15 +186,12 @@ impl Dataset {
                 slot.get_or_insert(new as u32);
             }
         }
-        let idx: Vec<usize> = (0..labels.len())
-            .filter(|&i| new_label.get(labels[i] as usize).copied().flatten().is_some())
-            .collect();
+        let idx: Vec<usize> =
+            (0..labels.len()).filter(|&i| new_label.get(labels[i] as usize).copied().flatten().is_some()).collect();
         let mut out = self.subset(&idx);
         out.labels = Some(idx.iter().filter_map(|&i| new_label[labels[i] as usize]).collect());
-        out.class_names = keep
-            .iter()
-            .map(|&c| self.class_names.get(c as usize).cloned().unwrap_or_else(|| c.to_string()))
-            .collect();
+        out.class_names =
+            keep.iter().map(|&c| self.class_names.get(c as usize).cloned().unwrap_or_else(|| c.to_string())).collect();
         out.source = format!("{} [classes {}]", self.source, out.class_names.join(","));
         out
     }

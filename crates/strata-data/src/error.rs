@@ -14,9 +14,7 @@ pub type Result<T> = std::result::Result<T, DataError>;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The path given does not exist.
-    #[error(
-        "{path}: no such file or directory; check the path (a data SPEC is PATH, PATH:train or PATH:test)"
-    )]
+    #[error("{path}: no such file or directory; check the path (a data SPEC is PATH, PATH:train or PATH:test)")]
     NotFound {
         /// The missing path.
         path: PathBuf,
@@ -160,9 +158,7 @@ pub enum DataError {
     },
 
     /// An image is too large to be sensible training data.
-    #[error(
-        "{path}: image is {width}x{height}, larger than the {max}x{max} limit; shrink it or remove it"
-    )]
+    #[error("{path}: image is {width}x{height}, larger than the {max}x{max} limit; shrink it or remove it")]
     ImageTooLarge {
         /// The image file.
         path: PathBuf,
@@ -198,9 +194,7 @@ pub enum DataError {
     },
 
     /// No images at all were found.
-    #[error(
-        "{path}: no images found (accepted extensions: png, jpg, jpeg, bmp, gif, tif, tiff, webp)"
-    )]
+    #[error("{path}: no images found (accepted extensions: png, jpg, jpeg, bmp, gif, tif, tiff, webp)")]
     NoImages {
         /// The folder or file searched.
         path: PathBuf,
@@ -284,6 +278,17 @@ pub enum DataError {
         label: u32,
         /// How many classes the format allows.
         num_classes: usize,
+    },
+
+    /// The decoded images do not fit in memory.
+    #[error(
+        "{what}: the decoded images need {bytes} bytes of memory, more than can be allocated; use fewer images or a smaller --resize"
+    )]
+    OutOfMemory {
+        /// The data set (path and split).
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
     },
 
     /// A class-names file is unusable.

@@ -3,6 +3,8 @@
 //!
 //! Entry point: [`load`] a [`DataSpec`] (`PATH` or `PATH:train|test`) with [`LoadOptions`].
 
+#![warn(missing_docs)]
+
 pub mod augment;
 pub mod batch;
 pub mod convert;

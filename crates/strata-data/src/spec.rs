@@ -164,7 +164,7 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
     if data.is_empty() {
         return Err(DataError::NoImages { path: path.to_path_buf() });
     }
-    Ok(conform(data, opts))
+    conform(data, opts)
 }
 
 #[cfg(test)]

@@ -9,14 +9,20 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
 
-/// Indices of each class, in ascending order; labels beyond `num_classes` get classes too.
-fn group(labels: &[u32], num_classes: usize) -> Vec<Vec<usize>> {
-    let k = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0).max(num_classes);
-    let mut by_class = vec![Vec::new(); k];
+/// Indices of each class in ascending order, and of labels not below `num_classes`.
+///
+/// Readers never produce such labels; they are set aside rather than used to size the
+/// grouping, so a stray `u32::MAX` cannot ask for four billion classes.
+fn group(labels: &[u32], num_classes: usize) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut by_class = vec![Vec::new(); num_classes];
+    let mut stray = Vec::new();
     for (i, &l) in labels.iter().enumerate() {
-        by_class[l as usize].push(i);
+        match by_class.get_mut(l as usize) {
+            Some(c) => c.push(i),
+            None => stray.push(i),
+        }
     }
-    by_class
+    (by_class, stray)
 }
 
 /// The indices of one class in a seeded random order.
@@ -28,9 +34,11 @@ fn shuffled(mut idx: Vec<usize>, seed: u64, class: usize) -> Vec<usize> {
 }
 
 /// Exactly `per_class` indices of every class, chosen by a seeded shuffle, sorted ascending.
+///
+/// Labels not below `num_classes` are never chosen (here and in [`stratified_fraction`]).
 pub fn stratified_subset(labels: &[u32], num_classes: usize, per_class: usize, seed: u64) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(per_class * num_classes);
-    for (class, idx) in group(labels, num_classes).into_iter().enumerate() {
+    for (class, idx) in group(labels, num_classes).0.into_iter().enumerate() {
         if idx.len() < per_class {
             return Err(DataError::NotEnoughLabels {
                 class: class.to_string(),
@@ -52,10 +60,14 @@ fn share(n: usize, fraction: f64) -> usize {
 /// About `fraction` of every class (at least one each), chosen by a seeded shuffle, sorted.
 pub fn stratified_fraction(labels: &[u32], num_classes: usize, fraction: f64, seed: u64) -> Result<Vec<usize>> {
     if !(fraction > 0.0 && fraction <= 1.0) {
-        return Err(DataError::BadFraction { name: "label fraction", value: fraction, allowed: "it must be in (0, 1]" });
+        return Err(DataError::BadFraction {
+            name: "label fraction",
+            value: fraction,
+            allowed: "it must be in (0, 1]",
+        });
     }
     let mut out = Vec::new();
-    for (class, idx) in group(labels, num_classes).into_iter().enumerate() {
+    for (class, idx) in group(labels, num_classes).0.into_iter().enumerate() {
         let k = share(idx.len(), fraction);
         out.extend(shuffled(idx, seed, class).into_iter().take(k));
     }
@@ -65,7 +77,8 @@ pub fn stratified_fraction(labels: &[u32], num_classes: usize, fraction: f64, se
 
 /// Splits all indices into (train, valid), about `valid_fraction` of each class in valid.
 ///
-/// A class with at least two items appears in both parts; a single item goes to train.
+/// A class with at least two items appears in both parts; a single item goes to train,
+/// as do items whose label is not below `num_classes`, so the two parts cover everything.
 pub fn stratified_split(
     labels: &[u32],
     num_classes: usize,
@@ -79,8 +92,9 @@ pub fn stratified_split(
             allowed: "it must be in (0, 1)",
         });
     }
-    let (mut train, mut valid) = (Vec::new(), Vec::new());
-    for (class, idx) in group(labels, num_classes).into_iter().enumerate() {
+    let (by_class, stray) = group(labels, num_classes);
+    let (mut train, mut valid) = (stray, Vec::new());
+    for (class, idx) in by_class.into_iter().enumerate() {
         let n = idx.len();
         let k = if n < 2 { 0 } else { ((n as f64 * valid_fraction).round() as usize).clamp(1, n - 1) };
         let idx = shuffled(idx, seed, class);
@@ -109,7 +123,10 @@ mod tests {
     fn not_enough_labels_names_class_and_counts() {
         let labels = [0, 0, 0, 1];
         let msg = stratified_subset(&labels, 2, 2, 0).unwrap_err().to_string();
-        assert!(msg.contains("class 1") && msg.contains("2 labeled examples asked for") && msg.contains("only 1"), "{msg}");
+        assert!(
+            msg.contains("class 1") && msg.contains("2 labeled examples asked for") && msg.contains("only 1"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -126,6 +143,15 @@ mod tests {
         assert!(stratified_fraction(&[0], 1, 1.0, 0).is_ok());
         let msg = stratified_split(&[0], 1, 1.0, 0).unwrap_err().to_string();
         assert!(msg.contains("validation fraction") && msg.contains("(0, 1)"), "{msg}");
+    }
+
+    #[test]
+    fn stray_labels_are_set_aside() {
+        let labels = [0, u32::MAX, 1, 0, 1];
+        assert_eq!(stratified_subset(&labels, 2, 2, 0).unwrap(), vec![0, 2, 3, 4]);
+        let (train, valid) = stratified_split(&labels, 2, 0.5, 0).unwrap();
+        assert!(train.contains(&1) && !valid.contains(&1));
+        assert_eq!(train.len() + valid.len(), 5);
     }
 
     #[test]

@@ -46,7 +46,10 @@ fn truncated_idx() {
     let msg = err(&p, &LoadOptions::default());
     let expected = 4000 * 28 * 28;
     assert!(msg.contains("train-images-idx3-ubyte") && msg.contains("truncated"), "{msg}");
-    assert!(msg.contains(&format!("expected {expected} bytes")) && msg.contains(&format!("found {}", full.len() / 2 - 16)), "{msg}");
+    assert!(
+        msg.contains(&format!("expected {expected} bytes")) && msg.contains(&format!("found {}", full.len() / 2 - 16)),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -56,7 +59,10 @@ fn label_image_count_mismatch() {
     // Labels of the test split: 1000 labels for 4000 images.
     gunzip(&mnist5k_dir().join("t10k-labels-idx1-ubyte.gz"), &dir.path().join("train-labels-idx1-ubyte"));
     let msg = err(dir.path(), &LoadOptions::default());
-    assert!(msg.contains("4000 images") && msg.contains("1000 labels") && msg.contains("train-labels-idx1-ubyte"), "{msg}");
+    assert!(
+        msg.contains("4000 images") && msg.contains("1000 labels") && msg.contains("train-labels-idx1-ubyte"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -137,10 +143,10 @@ fn train_and_test_class_names_differ() {
     for (split, class) in [("train", "cat"), ("train", "dog"), ("test", "cat"), ("test", "fox")] {
         write_gray(&dir.path().join(split).join(class).join("1.png"), 4, 4, 1);
     }
-    let train = load(&DataSpec::parse(&format!("{}:train", dir.path().display())).unwrap(), &LoadOptions::default())
-        .unwrap();
-    let test = load(&DataSpec::parse(&format!("{}:test", dir.path().display())).unwrap(), &LoadOptions::default())
-        .unwrap();
+    let train =
+        load(&DataSpec::parse(&format!("{}:train", dir.path().display())).unwrap(), &LoadOptions::default()).unwrap();
+    let test =
+        load(&DataSpec::parse(&format!("{}:test", dir.path().display())).unwrap(), &LoadOptions::default()).unwrap();
     let msg = train.check_same_classes(&test).unwrap_err().to_string();
     assert!(msg.contains("[cat, dog]") && msg.contains("[cat, fox]"), "{msg}");
 }
@@ -168,7 +174,7 @@ fn split_asked_of_an_unsplit_folder() {
 #[test]
 fn idx_folder_without_the_test_split() {
     let dir = tempfile::tempdir().unwrap();
-    write_idx_images(&dir.path().join("train-images-idx3-ubyte"), 1, 2, 2, &[0; 4]).unwrap();
+    write_idx_images(dir.path().join("train-images-idx3-ubyte"), 1, 2, 2, &[0; 4]).unwrap();
     let spec = DataSpec::new(dir.path()).with_split(Split::Test);
     let msg = load(&spec, &LoadOptions::default()).unwrap_err().to_string();
     assert!(msg.contains("no test split") && msg.contains("t10k-images-idx3-ubyte"), "{msg}");
@@ -178,7 +184,7 @@ fn idx_folder_without_the_test_split() {
 fn ambiguous_idx_folder() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["emnist-digits-train-images-idx3-ubyte", "emnist-letters-train-images-idx3-ubyte"] {
-        write_idx_images(&dir.path().join(name), 1, 2, 2, &[0; 4]).unwrap();
+        write_idx_images(dir.path().join(name), 1, 2, 2, &[0; 4]).unwrap();
     }
     let msg = err(dir.path(), &LoadOptions::default());
     assert!(msg.contains("several candidate files") && msg.contains("emnist-letters"), "{msg}");

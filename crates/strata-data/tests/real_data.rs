@@ -151,12 +151,12 @@ fn cifar_folder_through_load() {
         px.extend(std::iter::repeat_n(77u8, 1024));
         labels.push(m.labels().unwrap()[i] as u8);
     }
-    write_cifar10_batch(&sub.join("data_batch_1.bin"), &labels[..15], &px[..15 * 3072]).unwrap();
-    write_cifar10_batch(&sub.join("test_batch.bin"), &labels[15..], &px[15 * 3072..]).unwrap();
-    let train = load(&DataSpec::parse(&format!("{}:train", dir.path().display())).unwrap(), &LoadOptions::default())
-        .unwrap();
-    let test = load(&DataSpec::parse(&format!("{}:test", dir.path().display())).unwrap(), &LoadOptions::default())
-        .unwrap();
+    write_cifar10_batch(sub.join("data_batch_1.bin"), &labels[..15], &px[..15 * 3072]).unwrap();
+    write_cifar10_batch(sub.join("test_batch.bin"), &labels[15..], &px[15 * 3072..]).unwrap();
+    let train =
+        load(&DataSpec::parse(&format!("{}:train", dir.path().display())).unwrap(), &LoadOptions::default()).unwrap();
+    let test =
+        load(&DataSpec::parse(&format!("{}:test", dir.path().display())).unwrap(), &LoadOptions::default()).unwrap();
     assert_eq!((train.len(), test.len()), (15, 5));
     assert_eq!(train.shape, ImageShape::new(3, 32, 32));
     assert_eq!(train.class_names[0], "airplane");

@@ -126,7 +126,11 @@ pub fn build_stack(blocks: &[BlockSpec], input: FeatureShape, device: &Device) -
         out.push(Block::new(b, cur, device));
         cur = match (b, cur) {
             (BlockSpec::Conv { channels, pool, .. }, FeatureShape::Map(_, h, w)) => {
-                if pool { FeatureShape::Map(channels, h / 2, w / 2) } else { FeatureShape::Map(channels, h, w) }
+                if pool {
+                    FeatureShape::Map(channels, h / 2, w / 2)
+                } else {
+                    FeatureShape::Map(channels, h, w)
+                }
             }
             (BlockSpec::Conv { channels, .. }, FeatureShape::Flat(_)) => FeatureShape::Map(channels, 1, 1),
             (BlockSpec::Dense { units, .. }, _) => FeatureShape::Flat(units),

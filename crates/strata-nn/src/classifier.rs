@@ -36,10 +36,11 @@ impl HeadSpec {
     }
 
     fn blocks(&self) -> Vec<BlockSpec> {
-        let hidden = self
-            .hidden
-            .iter()
-            .map(|&units| BlockSpec::Dense { units, batch_norm: false, activation: Activation::Relu });
+        let hidden = self.hidden.iter().map(|&units| BlockSpec::Dense {
+            units,
+            batch_norm: false,
+            activation: Activation::Relu,
+        });
         let output = BlockSpec::Dense { units: self.classes, batch_norm: false, activation: Activation::None };
         hidden.chain(std::iter::once(output)).collect()
     }

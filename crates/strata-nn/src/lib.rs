@@ -15,6 +15,6 @@ pub use block::{Block, Features};
 pub use classifier::{Classifier, HeadSpec};
 pub use decoder::Decoder;
 pub use error::{NnError, Result};
-pub use init::seeded;
+pub use init::{seeded, try_seeded};
 pub use spec::{Activation, ArchSpec, BlockSpec, FeatureShape, InputShape};
 pub use weights::{LayerInfo, WeightsFile};

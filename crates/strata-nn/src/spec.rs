@@ -75,9 +75,7 @@ impl BlockSpec {
             Some((c, k)) if kind == "conv" => (c, Some(k)),
             _ => (rest, None),
         };
-        let size: usize = size
-            .parse()
-            .map_err(|_| bad(format!("block `{token}`: `{size}` is not a size")))?;
+        let size: usize = size.parse().map_err(|_| bad(format!("block `{token}`: `{size}` is not a size")))?;
         if size == 0 || size > 65_536 {
             return Err(bad(format!("block `{token}`: size {size} must be between 1 and 65536")));
         }
@@ -193,10 +191,7 @@ impl ArchSpec {
         if trimmed.is_empty() {
             return Err(NnError::BadSpec { spec: spec.into(), reason: "it is empty".into() });
         }
-        let blocks = trimmed
-            .split(',')
-            .map(|t| BlockSpec::parse(t.trim(), spec))
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = trimmed.split(',').map(|t| BlockSpec::parse(t.trim(), spec)).collect::<Result<Vec<_>>>()?;
         if blocks.len() > 64 {
             return Err(NnError::BadSpec { spec: spec.into(), reason: "more than 64 blocks".into() });
         }
@@ -258,11 +253,7 @@ impl ArchSpec {
 
     /// Shape of the backbone's output (the input itself when there are no blocks).
     pub fn output_shape(&self, input: InputShape) -> Result<FeatureShape> {
-        Ok(self
-            .shapes(input)?
-            .last()
-            .copied()
-            .unwrap_or(FeatureShape::Map(input.channels, input.height, input.width)))
+        Ok(self.shapes(input)?.last().copied().unwrap_or(FeatureShape::Map(input.channels, input.height, input.width)))
     }
 }
 
@@ -362,8 +353,11 @@ mod tests {
                     activation
                 }
             ),
-            (1usize..512, any::<bool>(), act)
-                .prop_map(|(units, batch_norm, activation)| BlockSpec::Dense { units, batch_norm, activation }),
+            (1usize..512, any::<bool>(), act).prop_map(|(units, batch_norm, activation)| BlockSpec::Dense {
+                units,
+                batch_norm,
+                activation
+            }),
         ]
     }
 

@@ -58,9 +58,8 @@ pub fn load_bytes_ignoring<M: Module>(
     ignore: impl Fn(&str) -> bool,
 ) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true).validate(false);
-    let res = module
-        .load_from(&mut store)
-        .map_err(|e| NnError::Weights { path: path.into(), reason: e.to_string() })?;
+    let res =
+        module.load_from(&mut store).map_err(|e| NnError::Weights { path: path.into(), reason: e.to_string() })?;
     if !res.errors.is_empty() {
         let details = res.errors.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join("; ");
         return Err(NnError::WrongShapes { path: path.into(), details });
@@ -117,6 +116,35 @@ impl ModuleVisitor for TableVisitor {
             name,
         });
     }
+}
+
+/// The tensors of a safetensors file (names and shapes, sorted by name), for models whose
+/// type is not known here (a pretraining method's own parts).
+pub fn table_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<LayerInfo>> {
+    let bad = |reason: &str| NnError::Weights { path: path.into(), reason: reason.into() };
+    let len = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or_else(|| bad("shorter than a safetensors header"))?;
+    let header = usize::try_from(len)
+        .ok()
+        .and_then(|l| bytes.get(8..8 + l))
+        .ok_or_else(|| bad("its header length exceeds the file"))?;
+    let value: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| bad(&format!("unreadable header: {e}")))?;
+    Ok(value
+        .into_iter()
+        .filter(|(k, _)| k != "__metadata__")
+        .map(|(name, v)| {
+            let shape: Vec<usize> = v["shape"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect())
+                .unwrap_or_default();
+            let is_buffer = name.ends_with("running_mean") || name.ends_with("running_var");
+            LayerInfo { numel: shape.iter().product(), shape, trainable: !is_buffer, name }
+        })
+        .collect())
 }
 
 /// The parameters and buffers of a module, in declaration order.

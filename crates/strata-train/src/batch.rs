@@ -49,10 +49,8 @@ impl<'a> Batcher<'a> {
 
     /// Pixels of rows `idx` scaled to [0, 1] (reconstruction targets).
     pub fn targets(&self, idx: &[usize], device: &Device) -> Tensor<4> {
-        let buf: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| self.data.image(i).iter().map(|&p| f32::from(p) / 255.0))
-            .collect();
+        let buf: Vec<f32> =
+            idx.iter().flat_map(|&i| self.data.image(i).iter().map(|&p| f32::from(p) / 255.0)).collect();
         Tensor::from_data(TensorData::new(buf, self.dims(idx.len())), device)
     }
 

@@ -47,10 +47,14 @@ impl DeviceChoice {
         });
         match ok {
             Ok(v) if (v - 3.0).abs() < 1e-6 => Ok(device),
-            Ok(v) => Err(TrainError::Device { device: self.to_string(), reason: format!("self-test computed {v} instead of 3") }),
+            Ok(v) => Err(TrainError::Device {
+                device: self.to_string(),
+                reason: format!("self-test computed {v} instead of 3"),
+            }),
             Err(_) => Err(TrainError::Device {
                 device: self.to_string(),
-                reason: "the device could not be initialised (no such GPU, or its driver is missing); use --device cpu".into(),
+                reason: "the device could not be initialised (no such GPU, or its driver is missing); use --device cpu"
+                    .into(),
             }),
         }
     }
@@ -58,7 +62,9 @@ impl DeviceChoice {
     fn build(self) -> Result<Device> {
         let missing = |feature: &str| TrainError::Device {
             device: self.to_string(),
-            reason: format!("this strata binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"),
+            reason: format!(
+                "this strata binary was built without the `{feature}` feature; rebuild with `cargo build --release --features {feature}`"
+            ),
         };
         match self {
             Self::Cpu => Ok(Device::flex()),

@@ -40,7 +40,13 @@ pub struct Evaluation {
 }
 
 /// Predicted class of each row (all rows when `rows` is None).
-pub fn predict(model: &Classifier, data: &Dataset, rows: Option<&[usize]>, norm: &Normalization, device: &Device) -> Vec<u32> {
+pub fn predict(
+    model: &Classifier,
+    data: &Dataset,
+    rows: Option<&[usize]>,
+    norm: &Normalization,
+    device: &Device,
+) -> Vec<u32> {
     let model = model.valid();
     let batcher = Batcher::new(data, norm);
     let all: Vec<usize>;
@@ -61,7 +67,13 @@ pub fn predict(model: &Classifier, data: &Dataset, rows: Option<&[usize]>, norm:
 }
 
 /// Scores `model` on rows of labeled `data` (all rows when None).
-pub fn evaluate(model: &Classifier, data: &Dataset, rows: Option<&[usize]>, norm: &Normalization, device: &Device) -> Result<Evaluation> {
+pub fn evaluate(
+    model: &Classifier,
+    data: &Dataset,
+    rows: Option<&[usize]>,
+    norm: &Normalization,
+    device: &Device,
+) -> Result<Evaluation> {
     let labels = data.require_labels()?;
     let k = data.class_names.len().max(1);
     let pred = predict(model, data, rows, norm, device);
@@ -91,7 +103,13 @@ impl Evaluation {
                 let precision = if predicted > 0 { tp / predicted as f64 } else { 0.0 };
                 let recall = if support > 0 { tp / support as f64 } else { 0.0 };
                 let f1 = if precision + recall > 0.0 { 2.0 * precision * recall / (precision + recall) } else { 0.0 };
-                ClassMetrics { name: names.get(c).cloned().unwrap_or_else(|| c.to_string()), precision, recall, f1, support }
+                ClassMetrics {
+                    name: names.get(c).cloned().unwrap_or_else(|| c.to_string()),
+                    precision,
+                    recall,
+                    f1,
+                    support,
+                }
             })
             .collect();
         let images = truth.len();
@@ -107,7 +125,13 @@ impl Evaluation {
     /// The report for people.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "accuracy  {:.2}%  ({} images)   macro F1 {:.4}", 100.0 * self.accuracy, self.images, self.macro_f1);
+        let _ = writeln!(
+            s,
+            "accuracy  {:.2}%  ({} images)   macro F1 {:.4}",
+            100.0 * self.accuracy,
+            self.images,
+            self.macro_f1
+        );
         let _ = writeln!(s, "\n{:>12} {:>9} {:>9} {:>9} {:>8}", "class", "precision", "recall", "f1", "support");
         for c in &self.classes {
             let _ = writeln!(s, "{:>12} {:>9.4} {:>9.4} {:>9.4} {:>8}", c.name, c.precision, c.recall, c.f1, c.support);

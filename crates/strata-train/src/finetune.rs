@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
-use strata_nn::{ArchSpec, Block, Classifier, HeadSpec, seeded, weights};
+use strata_nn::{ArchSpec, Block, Classifier, HeadSpec, try_seeded, weights};
 
 /// Where the backbone blocks come from.
 pub enum Init {
@@ -115,11 +115,19 @@ struct Phase {
 fn plan(init_is_scratch: bool, cfg: &FinetuneConfig) -> Vec<Phase> {
     let k = cfg.arch.blocks.len();
     if init_is_scratch {
-        return vec![Phase { name: "scratch", steps: cfg.frozen_steps + cfg.unfreeze_steps, trainable: (0..k).collect() }];
+        return vec![Phase {
+            name: "scratch",
+            steps: cfg.frozen_steps + cfg.unfreeze_steps,
+            trainable: (0..k).collect(),
+        }];
     }
     let mut phases = vec![Phase { name: "frozen", steps: cfg.frozen_steps, trainable: vec![] }];
     if cfg.unfreeze_steps > 0 {
-        phases.push(Phase { name: "unfrozen", steps: cfg.unfreeze_steps, trainable: (k - cfg.unfreeze_top.min(k)..k).collect() });
+        phases.push(Phase {
+            name: "unfrozen",
+            steps: cfg.unfreeze_steps,
+            trainable: (k - cfg.unfreeze_top.min(k)..k).collect(),
+        });
     }
     phases.into_iter().filter(|p| p.steps > 0).collect()
 }
@@ -143,10 +151,10 @@ pub fn finetune(
     let input = Batcher::new(train, norm).input_shape();
     let is_scratch = matches!(init, Init::Scratch);
     let model = match init {
-        Init::Scratch => seeded(&ad, cfg.seed, || Classifier::new(&cfg.arch, &cfg.head, input, &ad))?,
+        Init::Scratch => try_seeded(&ad, cfg.seed, || Classifier::new(&cfg.arch, &cfg.head, input, &ad))?,
         Init::Pretrained(blocks) => {
             let blocks: Vec<Block> = blocks.into_iter().map(|b| b.fork(&ad)).collect();
-            seeded(&ad, cfg.seed, || Classifier::with_backbone(blocks, &cfg.arch, &cfg.head, input, &ad))?
+            try_seeded(&ad, cfg.seed, || Classifier::with_backbone(blocks, &cfg.arch, &cfg.head, input, &ad))?
         }
     };
     // loaded blocks live on a plain device; train() puts every parameter under autodiff

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use std::path::Path;
 use strata_nn::block::build_stack;
-use strata_nn::{ArchSpec, Block, FeatureShape, InputShape, weights};
+use strata_nn::{ArchSpec, Block, FeatureShape, InputShape, seeded, weights};
 
 /// Only the backbone of a saved model; the method's own parts (decoder, head) are ignored.
 #[derive(Module, Debug)]
@@ -25,7 +25,9 @@ pub fn load_backbone(
 ) -> Result<Vec<Block>> {
     arch.lower(k)?;
     let first = FeatureShape::Map(input.channels, input.height, input.width);
-    let fresh = BackboneOnly { backbone: build_stack(&arch.blocks, first, device) };
+    // the initial values are overwritten by the file; the lock keeps these draws from
+    // interleaving with a seeded construction on another thread
+    let fresh = seeded(device, 0, || BackboneOnly { backbone: build_stack(&arch.blocks, first, device) });
     // a backbone tensor the architecture lacks means the file is for a deeper backbone
     let loaded = weights::load_bytes_ignoring(fresh, bytes, path, |name| !name.starts_with("backbone."))?;
     let mut blocks = loaded.backbone;

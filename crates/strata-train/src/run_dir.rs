@@ -94,11 +94,8 @@ impl RunWriter {
 
     /// Writes weights and manifest, then moves the complete run into place.
     pub fn finish(mut self, mut manifest: Manifest, weights: &[u8]) -> Result<RunDir> {
-        manifest.weights = WeightsRecord {
-            file: WeightsFile::NAME.into(),
-            sha256: sha256_hex(weights),
-            bytes: weights.len() as u64,
-        };
+        manifest.weights =
+            WeightsRecord { file: WeightsFile::NAME.into(), sha256: sha256_hex(weights), bytes: weights.len() as u64 };
         write_atomic(&self.staging.join(WeightsFile::NAME), weights)?;
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| TrainError::BadRun { path: self.target.clone(), reason: e.to_string() })?;

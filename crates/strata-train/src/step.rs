@@ -87,8 +87,14 @@ mod tests {
 
     #[test]
     fn schedule_is_deterministic() {
-        let a: Vec<_> = { let mut s = BatchSchedule::new((0..50).collect(), 8, 3); (0..20).map(|_| s.next_batch()).collect() };
-        let b: Vec<_> = { let mut s = BatchSchedule::new((0..50).collect(), 8, 3); (0..20).map(|_| s.next_batch()).collect() };
+        let a: Vec<_> = {
+            let mut s = BatchSchedule::new((0..50).collect(), 8, 3);
+            (0..20).map(|_| s.next_batch()).collect()
+        };
+        let b: Vec<_> = {
+            let mut s = BatchSchedule::new((0..50).collect(), 8, 3);
+            (0..20).map(|_| s.next_batch()).collect()
+        };
         assert_eq!(a, b);
     }
 }

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 use std::collections::BTreeMap;
 use std::path::Path;
 use strata_data::{Dataset, ImageShape, Normalization};
-use strata_nn::{ArchSpec, Autoencoder, Classifier, HeadSpec, InputShape, seeded, weights};
+use strata_nn::{ArchSpec, Autoencoder, Classifier, HeadSpec, InputShape, try_seeded, weights};
 use strata_train::finetune::{FinetuneConfig, Init};
 use strata_train::progress::Silent;
 use strata_train::reuse::load_backbone;
@@ -40,7 +40,8 @@ fn input() -> InputShape {
 }
 
 fn pretrained_bytes(d: &Dataset, norm: &Normalization, device: &Device) -> Vec<u8> {
-    let cfg = PretrainConfig { arch: ArchSpec::parse(ARCH).unwrap(), epochs: 2, batch: 16, lr: 1e-2, seed: 1, noise: 0.0 };
+    let cfg =
+        PretrainConfig { arch: ArchSpec::parse(ARCH).unwrap(), epochs: 2, batch: 16, lr: 1e-2, seed: 1, noise: 0.0 };
     method_by_name("ae").unwrap().pretrain(d, norm, &cfg, device, &mut Silent, &mut |_| Ok(())).unwrap().weights
 }
 
@@ -77,13 +78,16 @@ fn reused_weights_start_equal_to_the_parent() {
     let d = data();
     let norm = Normalization::fit(&d);
     let bytes = pretrained_bytes(&d, &norm, &device);
-    let ae = Autoencoder::new(&ArchSpec::parse(ARCH).unwrap(), input(), &device).unwrap();
+    let ae = try_seeded(&device, 0, || Autoencoder::new(&ArchSpec::parse(ARCH).unwrap(), input(), &device)).unwrap();
     let ae = weights::load_bytes(ae, bytes.clone(), Path::new("mem")).unwrap();
     let parent = weights::snapshot(&ae);
 
     let blocks = load_backbone(bytes, Path::new("mem"), &ArchSpec::parse(ARCH).unwrap(), input(), 2, &device).unwrap();
     let arch = ArchSpec::parse(ARCH).unwrap();
-    let clf = seeded(&device, 9, || Classifier::with_backbone(blocks, &arch, &HeadSpec { hidden: vec![4], classes: 3 }, input(), &device)).unwrap();
+    let clf = try_seeded(&device, 9, || {
+        Classifier::with_backbone(blocks, &arch, &HeadSpec { hidden: vec![4], classes: 3 }, input(), &device)
+    })
+    .unwrap();
     let start = weights::snapshot(&clf);
     for b in 0..2 {
         let p = backbone_part(&parent, b);
@@ -91,7 +95,9 @@ fn reused_weights_start_equal_to_the_parent() {
         assert_eq!(p, backbone_part(&start, b), "block {b} differs from the parent's");
     }
     // and a fresh init would not have matched: the comparison can fail
-    let fresh = seeded(&device, 9, || Classifier::new(&arch, &HeadSpec { hidden: vec![], classes: 3 }, input(), &device)).unwrap();
+    let fresh =
+        try_seeded(&device, 9, || Classifier::new(&arch, &HeadSpec { hidden: vec![], classes: 3 }, input(), &device))
+            .unwrap();
     assert_ne!(backbone_part(&parent, 0), backbone_part(&weights::snapshot(&fresh), 0));
 }
 
@@ -103,9 +109,20 @@ fn frozen_blocks_and_their_batch_norm_statistics_do_not_move() {
     let bytes = pretrained_bytes(&d, &norm, &device);
     let arch = ArchSpec::parse(ARCH).unwrap();
     let blocks = load_backbone(bytes, Path::new("mem"), &arch, input(), 2, &device).unwrap();
-    let before = weights::snapshot(&Classifier::with_backbone(blocks.clone(), &arch, &HeadSpec { hidden: vec![], classes: 3 }, input(), &device).unwrap());
+    let before = weights::snapshot(&blocks_as_classifier(blocks.clone(), &device));
     let rows: Vec<usize> = (0..d.len()).collect();
-    let out = strata_train::finetune(Init::Pretrained(blocks), &cfg(6, 6, 1, 1e-2, 0.1), &d, &rows, &norm, &device, None, &mut Silent, &mut |_| Ok(())).unwrap();
+    let out = strata_train::finetune(
+        Init::Pretrained(blocks),
+        &cfg(6, 6, 1, 1e-2, 0.1),
+        &d,
+        &rows,
+        &norm,
+        &device,
+        None,
+        &mut Silent,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
     let after = weights::snapshot(&out.model);
     // block 0 frozen in both phases: every tensor, running statistics included, bit for bit
     assert_eq!(backbone_part(&before, 0), backbone_part(&after, 0));
@@ -129,19 +146,91 @@ fn reused_blocks_get_the_reduced_learning_rate() {
     let (lr, mult) = (1e-2, 0.1);
     // one Adam step with everything unfrozen: Adam's first update is lr * g / (|g| + eps),
     // so the largest change of each group is close to (and never above) its learning rate
-    let out = strata_train::finetune(Init::Pretrained(blocks), &cfg(0, 1, 2, lr, mult), &d, &(0..16).collect::<Vec<_>>(), &norm, &device, None, &mut Silent, &mut |_| Ok(())).unwrap();
+    let out = strata_train::finetune(
+        Init::Pretrained(blocks),
+        &cfg(0, 1, 2, lr, mult),
+        &d,
+        &(0..16).collect::<Vec<_>>(),
+        &norm,
+        &device,
+        None,
+        &mut Silent,
+        &mut |_| Ok(()),
+    )
+    .unwrap();
     let after = weights::snapshot(&out.model);
     let reused = max_abs_diff(&before, &after, "backbone.") as f64;
-    assert!(reused > 0.5 * lr * mult && reused <= lr * mult * 1.001, "reused blocks moved {reused}, expected ≈ {}", lr * mult);
+    assert!(
+        reused > 0.5 * lr * mult && reused <= lr * mult * 1.001,
+        "reused blocks moved {reused}, expected ≈ {}",
+        lr * mult
+    );
     // the head starts from a fresh init; measure its step against the same seeded init
-    let head_before = weights::snapshot(&seeded(&device.clone().autodiff(), 2, || {
-        Classifier::with_backbone(vec![], &ArchSpec { blocks: vec![] }, &HeadSpec { hidden: vec![], classes: 3 }, InputShape { channels: 8, height: 1, width: 1 }, &device)
-    }).unwrap());
-    let head_after: BTreeMap<String, Vec<f32>> = after.iter().filter(|(k, _)| k.starts_with("head.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let head_before = weights::snapshot(
+        &try_seeded(&device.clone().autodiff(), 2, || {
+            Classifier::with_backbone(
+                vec![],
+                &ArchSpec { blocks: vec![] },
+                &HeadSpec { hidden: vec![], classes: 3 },
+                InputShape { channels: 8, height: 1, width: 1 },
+                &device,
+            )
+        })
+        .unwrap(),
+    );
+    let head_after: BTreeMap<String, Vec<f32>> =
+        after.iter().filter(|(k, _)| k.starts_with("head.")).map(|(k, v)| (k.clone(), v.clone())).collect();
     let head = max_abs_diff(&head_before, &head_after, "head.") as f64;
     assert!(head > 0.5 * lr && head <= lr * 1.001, "head moved {head}, expected ≈ {lr}");
 }
 
 fn blocks_as_classifier(blocks: Vec<strata_nn::Block>, device: &Device) -> Classifier {
-    Classifier::with_backbone(blocks, &ArchSpec::parse(ARCH).unwrap(), &HeadSpec { hidden: vec![], classes: 3 }, input(), device).unwrap()
+    // the head draws from burn's global generator: hold the init lock like every construction
+    try_seeded(device, 0, || {
+        Classifier::with_backbone(
+            blocks,
+            &ArchSpec::parse(ARCH).unwrap(),
+            &HeadSpec { hidden: vec![], classes: 3 },
+            input(),
+            device,
+        )
+    })
+    .unwrap()
+}
+
+#[test]
+fn every_method_lowers_its_loss_and_is_deterministic() {
+    let device = Device::flex();
+    let d = data();
+    let norm = Normalization::fit(&d);
+    for name in strata_train::method_names() {
+        let cfg = PretrainConfig {
+            arch: ArchSpec::parse("conv4-pool,dense8").unwrap(),
+            epochs: 4,
+            batch: 12,
+            lr: 3e-3,
+            seed: 4,
+            noise: 0.2,
+        };
+        let run = || {
+            let mut losses = Vec::new();
+            let out = method_by_name(name)
+                .unwrap()
+                .pretrain(&d, &norm, &cfg, &device, &mut Silent, &mut |v| {
+                    losses.push(v["loss"].as_f64().unwrap());
+                    Ok(())
+                })
+                .unwrap();
+            (losses, out.weights)
+        };
+        let (losses, w1) = run();
+        assert_eq!(losses.len(), 4, "{name}: one log line per epoch");
+        assert!(losses[3] < losses[0], "{name}: loss did not go down: {losses:?}");
+        let (again, w2) = run();
+        assert_eq!(losses, again, "{name}: same seed, same losses");
+        assert_eq!(w1, w2, "{name}: same seed, same weights");
+        // whatever else the method saved, the backbone is there for stage two
+        let blocks = load_backbone(w1, Path::new("mem"), &cfg.arch, input(), 2, &device).unwrap();
+        assert_eq!(blocks.len(), 2);
+    }
 }

@@ -4,6 +4,9 @@ use crate::commands;
 use clap::{Parser, Subcommand};
 
 /// Unsupervised pretraining on unlabeled images, then fine-tuning on the few labeled ones.
+///
+/// Any command takes `--config FILE.toml` with a table named after the command whose keys
+/// are its long flags (`[finetune] labels-per-class = 10`); flags typed on the command line win.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -27,6 +30,8 @@ pub enum Command {
     Inspect(commands::inspect::Args),
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
     Demo(commands::demo::Args),
+    /// Train-step and inference throughput (images/s), one JSON line per figure.
+    Bench(commands::bench::Args),
 }
 
 /// Runs the parsed command.
@@ -39,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => commands::predict::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
+        Command::Bench(a) => commands::bench::run(a),
     }
 }

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_data::{DataSpec, Dataset, LoadOptions, Split};
-use strata_nn::{ArchSpec, Autoencoder, Classifier, InputShape, weights};
+use strata_nn::{ArchSpec, Classifier, InputShape, weights};
 use strata_train::manifest::RunKind;
 use strata_train::{DeviceChoice, RunDir};
 
@@ -57,12 +57,9 @@ pub fn load_classifier(run: &RunDir, device: &burn::tensor::Device) -> Result<Cl
 pub fn layer_table(run: &RunDir, device: &burn::tensor::Device) -> Result<Vec<strata_nn::LayerInfo>> {
     let m = &run.manifest;
     let bytes = run.weights_bytes()?;
-    let arch = ArchSpec::parse(&m.arch)?;
     Ok(match m.kind {
-        RunKind::Pretrain => {
-            let model = Autoencoder::new(&arch, m.input, device)?;
-            weights::layer_table(&weights::load_bytes(model, bytes, &run.weights_path())?)
-        }
+        // each method saves its own parts beside the backbone: read names and shapes from the file
+        RunKind::Pretrain => weights::table_from_bytes(&bytes, &run.weights_path())?,
         RunKind::Finetune | RunKind::Scratch => weights::layer_table(&load_classifier(run, device)?),
     })
 }

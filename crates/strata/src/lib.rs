@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod config_file;
 pub mod context;
 pub mod observer;
 pub mod pipeline;

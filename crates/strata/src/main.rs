@@ -1,6 +1,6 @@
 //! The `strata` command.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use strata::cli::Cli;
 
 // burn allocates and frees large activation buffers every step; glibc hands them back to the
@@ -9,7 +9,19 @@ use strata::cli::Cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let argv = match strata::config_file::expand(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // a flag given twice (once from --config, once typed) takes the last value
+    let command = Cli::command().mut_subcommands(|s| s.args_override_self(true));
+    let cli = match Cli::from_arg_matches(&command.get_matches_from(argv)) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     match strata::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

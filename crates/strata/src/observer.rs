@@ -24,9 +24,11 @@ impl Observer for Progress {
             Event::PhaseStart { phase, steps } => {
                 if self.terminal && !self.quiet {
                     let bar = ProgressBar::new(steps as u64);
-                    let style = ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}<{eta})")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> ");
+                    let style = ProgressStyle::with_template(
+                        "{prefix:>10} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}<{eta})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
                     bar.set_style(style);
                     bar.set_prefix(phase);
                     self.bar = Some(bar);

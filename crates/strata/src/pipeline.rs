@@ -179,7 +179,10 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
             if m.input != input {
                 anyhow::bail!(
                     "--train {} has images of shape {} but parent run {} was trained on {}; use data of the same size and channels",
-                    req.train, input, run.path.display(), m.input
+                    req.train,
+                    input,
+                    run.path.display(),
+                    m.input
                 );
             }
             let arch = ArchSpec::parse(&m.arch)?;
@@ -223,7 +226,8 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         (Some(t), Some(r)) => Some((t, r.as_slice())),
         _ => None,
     };
-    let outcome = strata_train::finetune(init, &cfg, &train, &rows, &norm, &device, eval, observer, &mut |v| writer.log(&v))?;
+    let outcome =
+        strata_train::finetune(init, &cfg, &train, &rows, &norm, &device, eval, observer, &mut |v| writer.log(&v))?;
     let seconds = started.elapsed().as_secs_f64();
     let test_eval = match &test {
         Some(t) => Some(evaluate(&outcome.model, t, None, &norm, &device)?),

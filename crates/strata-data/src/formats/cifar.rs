@@ -198,7 +198,7 @@ fn class_names(dir: &Path, v: &Variant) -> Result<Vec<String>> {
 }
 
 /// Writes CIFAR-10 records (label byte + 3x32x32 channel-first pixels), for tests and fixtures.
-pub fn write_cifar10_batch(path: &Path, labels: &[u8], pixels: &[u8]) -> std::io::Result<()> {
+pub fn write_cifar10_batch(path: impl AsRef<Path>, labels: &[u8], pixels: &[u8]) -> std::io::Result<()> {
     if pixels.len() != labels.len() * SHAPE.numel() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -226,9 +226,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("cifar-10-batches-bin");
         std::fs::create_dir(&sub).unwrap();
-        write_cifar10_batch(&sub.join("data_batch_1.bin"), &[0, 9], &pixels(2)).unwrap();
-        write_cifar10_batch(&sub.join("data_batch_2.bin"), &[3], &pixels(1)).unwrap();
-        write_cifar10_batch(&sub.join("test_batch.bin"), &[5], &pixels(1)).unwrap();
+        write_cifar10_batch(sub.join("data_batch_1.bin"), &[0, 9], &pixels(2)).unwrap();
+        write_cifar10_batch(sub.join("data_batch_2.bin"), &[3], &pixels(1)).unwrap();
+        write_cifar10_batch(sub.join("test_batch.bin"), &[5], &pixels(1)).unwrap();
         let names: String = (0..10).map(|i| format!("c{i}\n")).collect::<String>() + "\n";
         std::fs::write(sub.join("batches.meta.txt"), names).unwrap();
 
@@ -286,7 +286,7 @@ mod tests {
     #[test]
     fn bad_meta_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        write_cifar10_batch(&dir.path().join("test_batch.bin"), &[1], &pixels(1)).unwrap();
+        write_cifar10_batch(dir.path().join("test_batch.bin"), &[1], &pixels(1)).unwrap();
         std::fs::write(dir.path().join("batches.meta.txt"), "a\nb\n").unwrap();
         let msg = Cifar.load(dir.path(), Split::Test, &LoadOptions::default()).unwrap_err().to_string();
         assert!(msg.contains("batches.meta.txt") && msg.contains("2 names"), "{msg}");

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use super::{Format, MAX_SIDE, describe, is_hidden};
-use crate::dataset::{Dataset, ImageShape};
+use crate::dataset::{Dataset, ImageShape, pixel_buffer};
 use crate::error::{DataError, Result};
 use crate::spec::{LoadOptions, Split};
 
@@ -54,7 +54,7 @@ impl Format for Folder {
         match scan(&root)? {
             Layout::Classes(classes) => {
                 let total = classes.iter().map(|(_, files)| files.len()).sum();
-                let mut decoder = Decoder::new(opts, total);
+                let mut decoder = Decoder::new(opts, total, &source);
                 let mut labels = Vec::with_capacity(total);
                 for (label, (_, files)) in classes.iter().enumerate() {
                     for f in files {
@@ -70,7 +70,7 @@ impl Format for Folder {
                 if opts.require_labels {
                     return Err(DataError::NotClassFolders { path: root, reason });
                 }
-                let mut decoder = Decoder::new(opts, files.len());
+                let mut decoder = Decoder::new(opts, files.len(), &source);
                 for f in &files {
                     decoder.push(f)?;
                 }
@@ -91,9 +91,7 @@ enum Layout {
 
 /// True for files with an image extension.
 pub fn is_image_path(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
 /// The visible entries of a folder, split into image files and subfolders, each sorted.
@@ -173,13 +171,21 @@ struct Decoder {
     channels: Option<usize>,
     resize: Option<(usize, usize)>,
     expected: usize,
+    what: String,
     first: Option<(PathBuf, ImageShape)>,
     images: Vec<u8>,
 }
 
 impl Decoder {
-    fn new(opts: &LoadOptions, expected: usize) -> Self {
-        Decoder { channels: opts.channels, resize: opts.resize, expected, first: None, images: Vec::new() }
+    fn new(opts: &LoadOptions, expected: usize, what: &str) -> Self {
+        Decoder {
+            channels: opts.channels,
+            resize: opts.resize,
+            expected,
+            what: what.to_string(),
+            first: None,
+            images: Vec::new(),
+        }
     }
 
     /// Decodes `path` and appends its pixels.
@@ -192,7 +198,7 @@ impl Decoder {
         let shape = ImageShape::new(channels, th, tw);
         match &self.first {
             None => {
-                self.images.reserve_exact(self.expected * shape.numel());
+                self.images = pixel_buffer(self.expected, shape, &self.what)?;
                 self.first = Some((path.to_path_buf(), shape));
             }
             Some((first_path, first)) if *first != shape => {

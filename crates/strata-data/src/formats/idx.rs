@@ -183,11 +183,7 @@ fn open(path: &Path) -> Result<Box<dyn Read>> {
     })?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let head = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(MultiGzDecoder::new(reader)))
-    } else {
-        Ok(Box::new(reader))
-    }
+    if head.starts_with(&[0x1f, 0x8b]) { Ok(Box::new(MultiGzDecoder::new(reader))) } else { Ok(Box::new(reader)) }
 }
 
 /// Reads exactly `expected` bytes and checks nothing follows.
@@ -214,7 +210,9 @@ fn expect_end(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<()> {
     loop {
         match reader.read(&mut one) {
             Ok(0) => return Ok(()),
-            Ok(_) => return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected_bytes: expected }),
+            Ok(_) => {
+                return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected_bytes: expected });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(DataError::io(path, e)),
         }
@@ -234,7 +232,8 @@ fn read_header(reader: &mut dyn Read, magic: u32, path: &Path) -> Result<Vec<usi
 }
 
 /// Reads an IDX images file: (pixels N x 1 x H x W, shape, N).
-pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, ImageShape, usize)> {
+pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, ImageShape, usize)> {
+    let path = path.as_ref();
     let mut r = open(path)?;
     let dims = read_header(&mut *r, IMAGES_MAGIC, path)?;
     let (n, h, w) = (dims[0], dims[1], dims[2]);
@@ -245,14 +244,16 @@ pub fn read_idx_images(path: &Path) -> Result<(Vec<u8>, ImageShape, usize)> {
     if h > MAX_SIDE as usize || w > MAX_SIDE as usize {
         return Err(bad(format!("images of {h}x{w} exceed the {MAX_SIDE}x{MAX_SIDE} limit")));
     }
-    let expected = (n as u64).checked_mul((h * w) as u64).ok_or_else(|| bad(format!("{n} images of {h}x{w} overflow")))?;
+    let expected =
+        (n as u64).checked_mul((h * w) as u64).ok_or_else(|| bad(format!("{n} images of {h}x{w} overflow")))?;
     let pixels = read_exact_len(&mut *r, expected, path)?;
     expect_end(&mut *r, expected, path)?;
     Ok((pixels, ImageShape::new(1, h, w), n))
 }
 
 /// Reads an IDX labels file.
-pub fn read_idx_labels(path: &Path) -> Result<Vec<u32>> {
+pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u32>> {
+    let path = path.as_ref();
     let mut r = open(path)?;
     let dims = read_header(&mut *r, LABELS_MAGIC, path)?;
     let n = dims[0];
@@ -275,7 +276,8 @@ fn create(path: &Path) -> std::io::Result<Box<dyn Write>> {
 }
 
 /// Writes `n` images of `h` x `w` bytes as an IDX images file (gzipped if the name ends in `.gz`).
-pub fn write_idx_images(path: &Path, n: usize, h: usize, w: usize, pixels: &[u8]) -> std::io::Result<()> {
+pub fn write_idx_images(path: impl AsRef<Path>, n: usize, h: usize, w: usize, pixels: &[u8]) -> std::io::Result<()> {
+    let path = path.as_ref();
     if pixels.len() != n * h * w {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -292,7 +294,8 @@ pub fn write_idx_images(path: &Path, n: usize, h: usize, w: usize, pixels: &[u8]
 }
 
 /// Writes labels (each below 256) as an IDX labels file (gzipped if the name ends in `.gz`).
-pub fn write_idx_labels(path: &Path, labels: &[u32]) -> std::io::Result<()> {
+pub fn write_idx_labels(path: impl AsRef<Path>, labels: &[u32]) -> std::io::Result<()> {
+    let path = path.as_ref();
     let bytes = labels
         .iter()
         .map(|&l| u8::try_from(l))
@@ -322,10 +325,7 @@ mod tests {
         assert_eq!(split_of("images-idx3-ubyte"), None);
         assert_eq!(labels_name_for("train-images-idx3-ubyte.gz"), "train-labels-idx1-ubyte.gz");
         assert_eq!(labels_name_for("train-images.idx3-ubyte"), "train-labels.idx1-ubyte");
-        assert_eq!(
-            labels_name_for("emnist-letters-train-images-idx3-ubyte"),
-            "emnist-letters-train-labels-idx1-ubyte"
-        );
+        assert_eq!(labels_name_for("emnist-letters-train-images-idx3-ubyte"), "emnist-letters-train-labels-idx1-ubyte");
     }
 
     #[test]
@@ -349,7 +349,7 @@ mod tests {
     fn gz_twin_is_hidden_by_raw() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"] {
-            write_idx_images(&dir.path().join(name), 1, 1, 1, &[0]).unwrap();
+            write_idx_images(dir.path().join(name), 1, 1, 1, &[0]).unwrap();
         }
         let files = list_images_files(dir.path()).unwrap();
         let names: Vec<&str> = files.iter().map(|p| file_name(p)).collect();

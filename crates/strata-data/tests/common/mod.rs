@@ -24,8 +24,8 @@ pub fn write_image_folder(data: &Dataset, root: &Path, ext: &str) -> Vec<usize> 
     let labels = data.labels().unwrap();
     let s = data.shape;
     assert_eq!(s.channels, 1, "fixture writes grayscale only");
-    for i in 0..data.len() {
-        let dir = root.join(&data.class_names[labels[i] as usize]);
+    for (i, &label) in labels.iter().enumerate() {
+        let dir = root.join(&data.class_names[label as usize]);
         std::fs::create_dir_all(&dir).unwrap();
         let img = image::GrayImage::from_raw(s.width as u32, s.height as u32, data.image(i).to_vec()).unwrap();
         img.save(dir.join(format!("{i:05}.{ext}"))).unwrap();

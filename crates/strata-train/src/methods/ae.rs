@@ -10,7 +10,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::Device;
 use std::time::Instant;
 use strata_data::{Dataset, Normalization};
-use strata_nn::{Autoencoder, seeded, weights};
+use strata_nn::{Autoencoder, try_seeded, weights};
 
 /// Plain autoencoder pretraining.
 pub struct Autoencoding;
@@ -51,7 +51,7 @@ pub(crate) fn train_autoencoder(
     let batcher = Batcher::new(data, norm);
     let input = batcher.input_shape();
     let ad = device.clone().autodiff();
-    let mut model = seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.arch, input, &ad))?;
+    let mut model = try_seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.arch, input, &ad))?;
     let mut optim = AdamConfig::new().init();
     let mut schedule = BatchSchedule::new((0..data.len()).collect(), cfg.batch, cfg.seed);
     let steps_per_epoch = schedule.steps_per_epoch();

@@ -2,6 +2,7 @@
 
 mod ae;
 mod dae;
+mod siamese;
 
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
@@ -23,7 +24,7 @@ pub struct PretrainConfig {
     pub lr: f64,
     /// seed of initialisation, data order and noise
     pub seed: u64,
-    /// corruption level of denoising methods (fraction of pixels masked)
+    /// corruption level: fraction of pixels masked by `dae`, at most that fraction by `siamese`
     pub noise: f32,
 }
 
@@ -55,7 +56,7 @@ pub trait Pretrainer {
 
 /// Every method strata knows; adding one means adding its file and one line here.
 pub fn registry() -> Vec<Box<dyn Pretrainer>> {
-    vec![Box::new(ae::Autoencoding), Box::new(dae::Denoising)]
+    vec![Box::new(ae::Autoencoding), Box::new(dae::Denoising), Box::new(siamese::Siamese)]
 }
 
 /// Names of all methods.
@@ -65,9 +66,10 @@ pub fn method_names() -> Vec<&'static str> {
 
 /// The method called `name`.
 pub fn method_by_name(name: &str) -> Result<Box<dyn Pretrainer>> {
-    registry().into_iter().find(|m| m.name() == name).ok_or_else(|| {
-        TrainError::config("--method", name, &format!("choose one of: {}", method_names().join(", ")))
-    })
+    registry()
+        .into_iter()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| TrainError::config("--method", name, &format!("choose one of: {}", method_names().join(", "))))
 }
 
 pub(crate) use ae::train_autoencoder;

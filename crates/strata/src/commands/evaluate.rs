@@ -28,12 +28,7 @@ pub fn run(a: Args) -> Result<()> {
     let (_, device) = context::device(&a.device)?;
     let data = load_data(&a.data, "--data", true, Split::Test)?;
     if input_of(&data) != run.manifest.input {
-        bail!(
-            "--data {} has images of shape {} but the model takes {}",
-            a.data,
-            input_of(&data),
-            run.manifest.input
-        );
+        bail!("--data {} has images of shape {} but the model takes {}", a.data, input_of(&data), run.manifest.input);
     }
     if data.class_names != run.manifest.data.class_names {
         bail!(

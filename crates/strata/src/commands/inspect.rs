@@ -29,7 +29,12 @@ pub fn run(a: Args) -> Result<()> {
     println!("strata     {} (manifest schema {})", m.strata_version, m.schema_version);
     println!("command    {}", m.command_line.join(" "));
     println!("seed       {}   device {}", m.seed, m.device);
-    println!("data       {} ({} images, fingerprint {}…)", m.data.spec, m.data.images, &m.data.fingerprint[..12.min(m.data.fingerprint.len())]);
+    println!(
+        "data       {} ({} images, fingerprint {}…)",
+        m.data.spec,
+        m.data.images,
+        &m.data.fingerprint[..12.min(m.data.fingerprint.len())]
+    );
     if let Some(idx) = &m.data.label_indices {
         println!("labels     {} labeled images used (indices in manifest)", idx.len());
     }
@@ -38,9 +43,20 @@ pub fn run(a: Args) -> Result<()> {
         println!("head       hidden {:?} → {} classes", h.hidden, h.classes);
     }
     if let Some(p) = &m.parent {
-        println!("parent     {} (reused {} of {}; weights {}…)", p.path, p.reused_blocks, p.arch, &p.weights_sha256[..12.min(p.weights_sha256.len())]);
+        println!(
+            "parent     {} (reused {} of {}; weights {}…)",
+            p.path,
+            p.reused_blocks,
+            p.arch,
+            &p.weights_sha256[..12.min(p.weights_sha256.len())]
+        );
     }
-    println!("weights    {} ({} bytes, sha256 {}…)", m.weights.file, m.weights.bytes, &m.weights.sha256[..12.min(m.weights.sha256.len())]);
+    println!(
+        "weights    {} ({} bytes, sha256 {}…)",
+        m.weights.file,
+        m.weights.bytes,
+        &m.weights.sha256[..12.min(m.weights.sha256.len())]
+    );
     if !m.phases.is_empty() {
         println!("\nphase      steps  trainable blocks  backbone lr  head lr   loss     test acc");
         for p in &m.phases {
@@ -58,7 +74,13 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("\nblock  spec                origin  frozen in");
     for b in &m.blocks {
-        println!("{:>5}  {:<18}  {:<6}  {}", b.index, b.spec, b.origin, if b.frozen_in.is_empty() { "-".into() } else { b.frozen_in.join(", ") });
+        println!(
+            "{:>5}  {:<18}  {:<6}  {}",
+            b.index,
+            b.spec,
+            b.origin,
+            if b.frozen_in.is_empty() { "-".into() } else { b.frozen_in.join(", ") }
+        );
     }
     println!("\n{:<32} {:<16} {:>10}  {}", "parameter", "shape", "values", "status");
     let mut total = 0;

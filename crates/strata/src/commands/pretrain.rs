@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub data: String,
     /// Pretraining method.
-    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(["ae", "dae"]))]
+    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(["ae", "dae", "siamese"]))]
     pub method: String,
     /// Run directory to create.
     #[arg(long)]
@@ -36,7 +36,7 @@ pub struct Args {
     /// Seed of initialisation, data order and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Fraction of pixels masked by `dae`.
+    /// Masking noise: the fraction of pixels `dae` zeroes, the most `siamese` zeroes per view.
     #[arg(long, default_value_t = 0.25)]
     pub noise: f32,
     /// Use a seeded sample of at most this many images.

@@ -1,0 +1,216 @@
+//! The headline experiment: pretrain each method once on the unlabeled pool, then for each
+//! label count and seed fine-tune its backbone, and train the same classifier from scratch on
+//! the same labels; write a table (Markdown and CSV) of mean ± std test accuracies.
+//!
+//! `cargo run --release --example mnist_gain -- examples/mnist_gain/config.toml [--force]`
+//!
+//! Stage one does not depend on the labels: an existing `OUT/pretrain-METHOD` run whose
+//! manifest matches the config is reused (as the PyTorch peer's `--ae-cache` does), so the
+//! table can be regenerated without pretraining again; `--force` retrains everything.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use strata::pipeline::{self, FinetuneRequest, PretrainRequest};
+use strata_nn::ArchSpec;
+use strata_train::PretrainConfig;
+use strata_train::progress::Silent;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    data: String,
+    out: PathBuf,
+    pretrain_seed: u64,
+    methods: Vec<Method>,
+    labels_per_class: Vec<usize>,
+    seeds: Vec<u64>,
+    schedule: Schedule,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Method {
+    name: String,
+    epochs: usize,
+    noise: f32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Schedule {
+    frozen_steps: usize,
+    unfreeze_steps: usize,
+    unfreeze_top: usize,
+    lr_mult: f64,
+    lr: f64,
+    batch: usize,
+    augment_shift: usize,
+    reuse: usize,
+    head: Vec<usize>,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).context("usage: mnist_gain CONFIG.toml [--force]")?;
+    let force = args.iter().any(|a| a == "--force");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    let t0 = std::time::Instant::now();
+    let s = &cfg.schedule;
+    let mut csv = String::from("method,labels_per_class,seed,frozen,finetuned,scratch,finetune_s,scratch_s\n");
+    let mut md = String::new();
+    // the scratch baseline does not depend on the method: train it once per (labels, seed)
+    let mut scratch_cache: std::collections::BTreeMap<(usize, u64), (f64, f64)> = Default::default();
+    for method in &cfg.methods {
+        let pre = pretrained(&cfg, method, force, &args)?;
+        let mut rows = Vec::new();
+        for &n in &cfg.labels_per_class {
+            let (mut fr, mut ft, mut sc) = (vec![], vec![], vec![]);
+            for &seed in &cfg.seeds {
+                let base = FinetuneRequest {
+                    from: Some(pre.path.clone()),
+                    train: format!("{}:train", cfg.data),
+                    test: Some(format!("{}:test", cfg.data)),
+                    labels_per_class: Some(n),
+                    reuse: Some(s.reuse),
+                    arch: ArchSpec::reference(),
+                    head_hidden: s.head.clone(),
+                    batch: s.batch,
+                    lr: s.lr,
+                    seed,
+                    frozen_steps: s.frozen_steps,
+                    unfreeze_steps: s.unfreeze_steps,
+                    unfreeze_top: s.unfreeze_top,
+                    lr_mult: s.lr_mult,
+                    augment_shift: s.augment_shift,
+                    out: cfg.out.join(format!("ft-{}-{n}-s{seed}", method.name)),
+                    force: true,
+                    device: "cpu".into(),
+                    argv: args.clone(),
+                };
+                let t = std::time::Instant::now();
+                let f = pipeline::finetune(&base, &mut Silent)?;
+                let f_s = t.elapsed().as_secs_f64();
+                let (ca, c_s) = match scratch_cache.get(&(n, seed)) {
+                    Some(v) => *v,
+                    None => {
+                        let arch = ArchSpec::reference().lower(s.reuse)?;
+                        let scratch = FinetuneRequest {
+                            from: None,
+                            arch,
+                            out: cfg.out.join(format!("scratch-{n}-s{seed}")),
+                            ..base
+                        };
+                        let t = std::time::Instant::now();
+                        let c = pipeline::finetune(&scratch, &mut Silent)?;
+                        let v = (c.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN), t.elapsed().as_secs_f64());
+                        scratch_cache.insert((n, seed), v);
+                        v
+                    }
+                };
+                let frozen =
+                    f.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
+                let fa = f.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+                eprintln!(
+                    "{} labels/class {n} seed {seed}: frozen {frozen:.4} finetuned {fa:.4} scratch {ca:.4}",
+                    method.name
+                );
+                let _ = writeln!(csv, "{},{n},{seed},{frozen:.4},{fa:.4},{ca:.4},{f_s:.1},{c_s:.1}", method.name);
+                fr.push(frozen);
+                ft.push(fa);
+                sc.push(ca);
+            }
+            rows.push((n, mean_std(&fr), mean_std(&ft), mean_std(&sc)));
+        }
+        let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            md,
+            "\n**{}** ({} epochs on {} unlabeled images, {:.0} s)\n\n| labels | pretrained, frozen | pretrained, fine-tuned | scratch | gain (points) |\n|---:|---:|---:|---:|---:|",
+            method.name, method.epochs, pre.manifest.data.images, secs
+        );
+        for (n, fr, ft, sc) in &rows {
+            let _ = writeln!(
+                md,
+                "| {} | {:.1} ± {:.1} % | {:.1} ± {:.1} % | {:.1} ± {:.1} % | {:+.1} |",
+                n * 10,
+                100.0 * fr.0,
+                100.0 * fr.1,
+                100.0 * ft.0,
+                100.0 * ft.1,
+                100.0 * sc.0,
+                100.0 * sc.1,
+                100.0 * (ft.0 - sc.0)
+            );
+        }
+    }
+    let head = format!(
+        "MNIST test set (10 000 images), REF-CAE backbone, reuse {} blocks, {} frozen + {} unfrozen steps (top {} block(s) at lr x {}), seeds {:?}\n",
+        s.reuse, s.frozen_steps, s.unfreeze_steps, s.unfreeze_top, s.lr_mult, cfg.seeds
+    );
+    let md = format!("{head}{md}\ntotal {:.0} s\n", t0.elapsed().as_secs_f64());
+    std::fs::create_dir_all(&cfg.out)?;
+    std::fs::write(cfg.out.join("results.md"), &md)?;
+    std::fs::write(cfg.out.join("results.csv"), &csv)?;
+    print!("{md}");
+    Ok(())
+}
+
+/// Fingerprint of the unlabeled pool as a pretraining run records it.
+fn fingerprint(spec: &str) -> Result<String> {
+    Ok(strata::context::load_data(spec, "data", false, strata_data::Split::Train)?.unlabeled().fingerprint())
+}
+
+/// The pretrained run of `method`: reused when its manifest matches the config, else trained.
+fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<strata_train::RunDir> {
+    let out = cfg.out.join(format!("pretrain-{}", method.name));
+    if out.exists() && !force {
+        let run = strata_train::RunDir::open(&out)?;
+        let train = &run.manifest.config["train"];
+        let same = run.manifest.method.as_deref() == Some(method.name.as_str())
+            && train["epochs"].as_u64() == Some(method.epochs as u64)
+            && train["seed"].as_u64() == Some(cfg.pretrain_seed)
+            && (train["noise"].as_f64().unwrap_or(f64::NAN) - f64::from(method.noise)).abs() < 1e-6
+            && run.manifest.data.fingerprint == fingerprint(&format!("{}:train", cfg.data))?;
+        if !same {
+            anyhow::bail!(
+                "{} was made with other settings than {}; pass --force to retrain it",
+                out.display(),
+                method.name
+            );
+        }
+        eprintln!("reusing {}", out.display());
+        return Ok(run);
+    }
+    let t0 = std::time::Instant::now();
+    let run = pipeline::pretrain(
+        &PretrainRequest {
+            data: format!("{}:train", cfg.data),
+            method: method.name.clone(),
+            out,
+            force,
+            max_images: None,
+            cfg: PretrainConfig {
+                arch: ArchSpec::reference(),
+                epochs: method.epochs,
+                batch: 64,
+                lr: 1e-3,
+                seed: cfg.pretrain_seed,
+                noise: method.noise,
+            },
+            device: "cpu".into(),
+            argv: args.to_vec(),
+        },
+        &mut Silent,
+    )?;
+    eprintln!("pretrained {} in {:.0} s", method.name, t0.elapsed().as_secs_f64());
+    Ok(run)
+}
