@@ -10,6 +10,20 @@ fn assert_no_run(out: &Path) {
     assert!(partials(out.parent().unwrap()).is_empty(), "staging directory left behind");
 }
 
+/// A tiny MNIST folder and a 2-block pretrained run on it.
+fn small_pretrain(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let d = tiny_mnist(&dir.join("m"), 40, 10);
+    let pre = dir.join("pre");
+    ok(&small_pretrain_args(&d, &pre));
+    (d, pre)
+}
+
+fn small_pretrain_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    PRETRAIN_SMALL.iter().copied().chain(["--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]).collect()
+}
+
+const PRETRAIN_SMALL: [&str; 6] = ["pretrain", "--arch", "conv4-pool,dense8", "--epochs", "1", "-q"];
+
 fn pretrain_fails(data: &str, out: &Path) -> String {
     fails(&["pretrain", "--data", data, "--out", out.to_str().unwrap(), "--epochs", "1", "-q"])
 }
@@ -165,20 +179,7 @@ fn train_and_test_classes_differ() {
 #[test]
 fn reuse_deeper_than_backbone() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
-    let pre = tmp.path().join("pre");
-    ok(&[
-        "pretrain",
-        "--data",
-        d.to_str().unwrap(),
-        "--arch",
-        "conv4-pool,dense8",
-        "--out",
-        pre.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "-q",
-    ]);
+    let (d, pre) = small_pretrain(tmp.path());
     let out = tmp.path().join("run");
     let e = fails(&[
         "finetune",
@@ -199,21 +200,8 @@ fn reuse_deeper_than_backbone() {
 #[test]
 fn existing_run_needs_force_and_is_left_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
-    let pre = tmp.path().join("pre");
-    let args = [
-        "pretrain",
-        "--data",
-        d.to_str().unwrap(),
-        "--arch",
-        "conv4-pool,dense8",
-        "--out",
-        pre.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "-q",
-    ];
-    ok(&args);
+    let (d, pre) = small_pretrain(tmp.path());
+    let args = small_pretrain_args(&d, &pre);
     let before = std::fs::read(pre.join("manifest.json")).unwrap();
     let e = fails(&args);
     assert!(e.contains("already exists") && e.contains("--force"), "{e}");
@@ -250,20 +238,7 @@ fn bad_flags_name_the_flag() {
 #[test]
 fn tampered_weights_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tiny_mnist(&tmp.path().join("m"), 40, 10);
-    let pre = tmp.path().join("pre");
-    ok(&[
-        "pretrain",
-        "--data",
-        d.to_str().unwrap(),
-        "--arch",
-        "conv4-pool,dense8",
-        "--out",
-        pre.to_str().unwrap(),
-        "--epochs",
-        "1",
-        "-q",
-    ]);
+    let (d, pre) = small_pretrain(tmp.path());
     let w = pre.join("model.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();

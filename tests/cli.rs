@@ -146,8 +146,24 @@ fn siamese_backbone_is_reused_like_any_other() {
     let line = std::fs::read_to_string(pre.join("metrics.jsonl")).unwrap();
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
     assert!(v["twin_accuracy"].as_f64().unwrap() > 0.0, "{line}");
-    ok(&["finetune", "--from", pre.to_str().unwrap(), "--train", d, "--labels-per-class", "3", "--reuse", "2",
-        "--frozen-steps", "3", "--unfreeze-steps", "3", "--out", ft.to_str().unwrap(), "-q"]);
+    ok(&[
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        d,
+        "--labels-per-class",
+        "3",
+        "--reuse",
+        "2",
+        "--frozen-steps",
+        "3",
+        "--unfreeze-steps",
+        "3",
+        "--out",
+        ft.to_str().unwrap(),
+        "-q",
+    ]);
     assert_eq!(manifest(&ft)["parent"]["reused_blocks"], 2);
 }
 
@@ -159,14 +175,36 @@ fn config_file_sets_flags_and_the_command_line_wins() {
     let cfg = tmp.path().join("strata.toml");
     std::fs::write(&cfg, "[finetune]\nlabels-per-class = 2\nfrozen-steps = 2\nunfreeze-steps = 3\narch = \"conv4-pool,dense8\"\nquiet = true\n").unwrap();
     let out = tmp.path().join("sc");
-    ok(&["finetune", "--config", cfg.to_str().unwrap(), "--from", "scratch", "--train", d, "--unfreeze-steps", "1", "--out", out.to_str().unwrap()]);
+    ok(&[
+        "finetune",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--from",
+        "scratch",
+        "--train",
+        d,
+        "--unfreeze-steps",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let m = manifest(&out);
     assert_eq!(m["arch"], "conv4-pool,dense8");
     assert_eq!(m["data"]["label_indices"].as_array().unwrap().len(), 20);
     assert_eq!(m["phases"][0]["steps"], 3, "2 frozen from the file + 1 unfreeze from the command line");
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, "[finetune]\nlabels-per-klass = 2\n").unwrap();
-    let e = fails(&["finetune", "--config", bad.to_str().unwrap(), "--from", "scratch", "--train", d, "--out", out.to_str().unwrap()]);
+    let e = fails(&[
+        "finetune",
+        "--config",
+        bad.to_str().unwrap(),
+        "--from",
+        "scratch",
+        "--train",
+        d,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(e.contains("labels-per-klass"), "{e}");
 }
 

@@ -78,6 +78,13 @@ impl Pretrainer for Siamese {
         if !(0.0..1.0).contains(&cfg.noise) {
             return Err(TrainError::config("--noise", cfg.noise, "the masked fraction must be in [0, 1)"));
         }
+        if data.len() < 2 {
+            return Err(TrainError::config(
+                "--data",
+                data.len(),
+                "siamese needs at least 2 images (one image has nothing to be told apart from)",
+            ));
+        }
         if cfg.batch < 2 {
             return Err(TrainError::config(
                 "--batch",

@@ -34,6 +34,22 @@ pub struct Args {
     pub device: String,
 }
 
+/// Images/s of each repeat: `warmup` untimed calls of `step`, then `steps` timed ones.
+fn time_steps(a: &Args, mut step: impl FnMut()) -> Vec<f64> {
+    (0..a.repeats)
+        .map(|_| {
+            for _ in 0..a.warmup {
+                step();
+            }
+            let t0 = Instant::now();
+            for _ in 0..a.steps {
+                step();
+            }
+            (a.steps * a.batch) as f64 / t0.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -41,6 +57,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Runs `strata bench`.
 pub fn run(a: Args) -> Result<()> {
+    if a.repeats == 0 || a.steps == 0 || a.batch == 0 {
+        anyhow::bail!("--repeats, --steps and --batch must each be at least 1");
+    }
     let (choice, device) = context::device(&a.device)?;
     let ad = device.clone().autodiff();
     let input = InputShape { channels: 1, height: 28, width: 28 };
@@ -62,58 +81,37 @@ pub fn run(a: Args) -> Result<()> {
 
     let mut ae = try_seeded(&ad, 0, || Autoencoder::new(&a.arch, input, &ad))?;
     let mut optim = AdamConfig::new().init();
-    let mut reps = Vec::new();
-    for _ in 0..a.repeats {
-        let mut secs = 0.0;
-        for i in 0..a.warmup + a.steps {
-            let t0 = Instant::now();
+    emit(
+        "ae_train_step",
+        time_steps(&a, || {
             let loss = mse(ae.forward(x.clone()), x.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &ae);
-            ae = optim.step(1e-3, ae, grads);
+            ae = optim.step(1e-3, ae.clone(), grads);
             // reading the loss forces the step to finish on lazy (GPU) backends
             let _ = loss.into_scalar::<f32>();
-            if i >= a.warmup {
-                secs += t0.elapsed().as_secs_f64();
-            }
-        }
-        reps.push((a.steps * a.batch) as f64 / secs);
-    }
-    emit("ae_train_step", reps);
+        }),
+    );
 
     let head = HeadSpec { hidden: vec![], classes: 10 };
     let mut clf = try_seeded(&ad, 0, || Classifier::new(&a.arch, &head, input, &ad))?;
     let mut optim = AdamConfig::new().init();
-    let mut reps = Vec::new();
-    for _ in 0..a.repeats {
-        let mut secs = 0.0;
-        for i in 0..a.warmup + a.steps {
-            let t0 = Instant::now();
+    emit(
+        "clf_train_step",
+        time_steps(&a, || {
             let loss = cross_entropy(clf.forward(x.clone()), y.clone());
             let grads = GradientsParams::from_grads(loss.backward(), &clf);
-            clf = optim.step(1e-3, clf, grads);
+            clf = optim.step(1e-3, clf.clone(), grads);
             let _ = loss.into_scalar::<f32>();
-            if i >= a.warmup {
-                secs += t0.elapsed().as_secs_f64();
-            }
-        }
-        reps.push((a.steps * a.batch) as f64 / secs);
-    }
-    emit("clf_train_step", reps);
+        }),
+    );
 
     let model = clf.valid();
     let xi = x.clone().inner();
-    let mut reps = Vec::new();
-    for _ in 0..a.repeats {
-        let mut secs = 0.0;
-        for i in 0..a.warmup + a.steps {
-            let t0 = Instant::now();
+    emit(
+        "inference",
+        time_steps(&a, || {
             let _ = model.forward(xi.clone()).argmax(1).into_data();
-            if i >= a.warmup {
-                secs += t0.elapsed().as_secs_f64();
-            }
-        }
-        reps.push((a.steps * a.batch) as f64 / secs);
-    }
-    emit("inference", reps);
+        }),
+    );
     Ok(())
 }
