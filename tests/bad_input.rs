@@ -65,7 +65,7 @@ fn idx_truncated() {
 fn idx_count_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("m"), 20, 5);
-    strata_data::write_idx_labels(&d.join("train-labels-idx1-ubyte"), &[1, 2, 3]).unwrap();
+    strata_data::write_idx_labels(d.join("train-labels-idx1-ubyte"), &[1, 2, 3]).unwrap();
     let out = tmp.path().join("run");
     let e =
         fails(&["finetune", "--from", "scratch", "--train", d.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"]);

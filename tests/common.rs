@@ -47,18 +47,18 @@ pub fn tiny_mnist(dir: &Path, train: usize, test: usize) -> PathBuf {
     let src = repo().join("data/mnist5k");
     std::fs::create_dir_all(dir).unwrap();
     for (prefix, n) in [("train", train), ("t10k", test)] {
-        let (px, shape, _) = strata_data::read_idx_images(&src.join(format!("{prefix}-images-idx3-ubyte.gz"))).unwrap();
-        let labels = strata_data::read_idx_labels(&src.join(format!("{prefix}-labels-idx1-ubyte.gz"))).unwrap();
+        let (px, shape, _) = strata_data::read_idx_images(src.join(format!("{prefix}-images-idx3-ubyte.gz"))).unwrap();
+        let labels = strata_data::read_idx_labels(src.join(format!("{prefix}-labels-idx1-ubyte.gz"))).unwrap();
         let per = shape.height * shape.width;
         strata_data::write_idx_images(
-            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
             n,
             shape.height,
             shape.width,
             &px[..n * per],
         )
         .unwrap();
-        strata_data::write_idx_labels(&dir.join(format!("{prefix}-labels-idx1-ubyte")), &labels[..n]).unwrap();
+        strata_data::write_idx_labels(dir.join(format!("{prefix}-labels-idx1-ubyte")), &labels[..n]).unwrap();
     }
     dir.to_path_buf()
 }

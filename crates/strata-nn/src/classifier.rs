@@ -19,16 +19,29 @@ pub struct HeadSpec {
 impl HeadSpec {
     /// Parses a comma-separated list of hidden widths (`""` for none).
     pub fn parse(hidden: &str, classes: usize) -> Result<Self> {
-        let bad = |reason: String| NnError::BadSpec { spec: hidden.to_string(), reason };
-        let hidden = hidden
+        let widths = hidden
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(|s| match s.parse::<usize>() {
-                Ok(n) if n > 0 && n <= 65_536 => Ok(n),
-                _ => Err(bad(format!("head width `{s}` must be a number between 1 and 65536"))),
+            .map(|s| {
+                s.parse::<usize>().map_err(|_| NnError::BadSpec {
+                    spec: hidden.to_string(),
+                    reason: format!("head width `{s}` must be a number between 1 and 65536"),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
+        Self::new(widths, classes).map_err(|e| match e {
+            NnError::BadSpec { reason, .. } => NnError::BadSpec { spec: hidden.to_string(), reason },
+            other => other,
+        })
+    }
+
+    /// A head with these hidden widths, checked: widths in 1..=65536, at least 2 classes.
+    pub fn new(hidden: Vec<usize>, classes: usize) -> Result<Self> {
+        let bad = |reason: String| NnError::BadSpec { spec: format!("{hidden:?}"), reason };
+        if let Some(w) = hidden.iter().find(|&&w| w == 0 || w > 65_536) {
+            return Err(bad(format!("head width `{w}` must be a number between 1 and 65536")));
+        }
         if classes < 2 {
             return Err(bad(format!("a classifier needs at least 2 classes, the data has {classes}")));
         }
@@ -84,5 +97,21 @@ impl Classifier {
     /// Logits, batch x classes.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         forward_stack(&self.head, Features::Flat(self.features(x))).flat()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_widths_are_checked_and_named() {
+        assert_eq!(HeadSpec::parse("256, 128", 10).unwrap().hidden, vec![256, 128]);
+        assert!(HeadSpec::parse("", 10).unwrap().hidden.is_empty());
+        for (bad, needle) in [("abc", "`abc`"), ("0", "`0`"), ("70000", "`70000`")] {
+            let e = HeadSpec::parse(bad, 10).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains(bad), "{bad}: {e}");
+        }
+        assert!(HeadSpec::new(vec![], 1).unwrap_err().to_string().contains("at least 2 classes"));
     }
 }

@@ -204,9 +204,10 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     let k = req.reuse.unwrap_or(full_arch.blocks.len());
     let arch = full_arch.lower(k).context("--reuse")?;
     arch.shapes(input).context("--arch")?;
+    let head = HeadSpec::new(req.head_hidden.clone(), train.num_classes()).context("--head")?;
     let cfg = FinetuneConfig {
         arch: arch.clone(),
-        head: HeadSpec { hidden: req.head_hidden.clone(), classes: train.num_classes() },
+        head: head.clone(),
         batch: req.batch,
         lr: req.lr,
         seed: req.seed,
@@ -216,10 +217,6 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         lr_mult: req.lr_mult,
         augment_shift: req.augment_shift,
     };
-    let head = HeadSpec::parse(
-        &req.head_hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
-        train.num_classes(),
-    )?;
     let started = std::time::Instant::now();
     let test_rows: Option<Vec<usize>> = test.as_ref().map(|t| (0..t.len()).collect());
     let eval = match (&test, &test_rows) {

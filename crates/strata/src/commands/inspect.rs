@@ -82,7 +82,7 @@ pub fn run(a: Args) -> Result<()> {
             if b.frozen_in.is_empty() { "-".into() } else { b.frozen_in.join(", ") }
         );
     }
-    println!("\n{:<32} {:<16} {:>10}  {}", "parameter", "shape", "values", "status");
+    println!("\n{:<32} {:<16} {:>10}  status", "parameter", "shape", "values");
     let mut total = 0;
     for l in &table {
         total += l.numel;
