@@ -209,6 +209,37 @@ fn config_file_sets_flags_and_the_command_line_wins() {
 }
 
 #[test]
+fn label_fraction_draws_a_stratified_share_and_excludes_labels_per_class() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 20);
+    let d = data.to_str().unwrap();
+    let out = tmp.path().join("sc");
+    let o = out.to_str().unwrap();
+    let base = [
+        "finetune",
+        "--from",
+        "scratch",
+        "--train",
+        d,
+        "--arch",
+        "conv4-pool,dense8",
+        "--frozen-steps",
+        "1",
+        "--unfreeze-steps",
+        "1",
+        "-q",
+    ];
+    ok(&[&base[..], &["--label-fraction", "0.1", "--out", o]].concat());
+    let idx = manifest(&out)["data"]["label_indices"].as_array().unwrap().len();
+    assert!((19..=30).contains(&idx), "about 10 % of 200 with at least one per class, got {idx}");
+    let e =
+        fails(&[&base[..], &["--label-fraction", "0.1", "--labels-per-class", "2", "--out", o, "--force"]].concat());
+    assert!(e.contains("not both"), "{e}");
+    let e = fails(&[&base[..], &["--label-fraction", "1.5", "--out", o, "--force"]].concat());
+    assert!(e.contains("--label-fraction"), "{e}");
+}
+
+#[test]
 fn scratch_baseline_has_no_parent_and_trains_every_block() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use strata::pipeline::{self, FinetuneRequest, PretrainRequest};
+use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_nn::ArchSpec;
 use strata_train::PretrainConfig;
 use strata_train::progress::Silent;
@@ -80,7 +80,7 @@ fn main() -> Result<()> {
                     from: Some(pre.path.clone()),
                     train: format!("{}:train", cfg.data),
                     test: Some(format!("{}:test", cfg.data)),
-                    labels_per_class: Some(n),
+                    labels: LabelSubset::PerClass(n),
                     reuse: Some(s.reuse),
                     arch: ArchSpec::reference(),
                     head_hidden: s.head.clone(),

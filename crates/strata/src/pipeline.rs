@@ -3,7 +3,7 @@
 use crate::context::{self, input_of, load_data, now_unix};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use strata_data::{Normalization, Split, stratified_subset};
+use strata_data::{Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec};
 use strata_train::evaluate::Evaluation;
 use strata_train::finetune::PhaseRecord;
@@ -95,6 +95,29 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     Ok(writer.finish(manifest, &outcome.weights)?)
 }
 
+/// Which of the labeled training images stage two may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelSubset {
+    /// every labeled image
+    All,
+    /// a stratified, seeded subset of N images per class
+    PerClass(usize),
+    /// a stratified, seeded fraction of each class (at least one image per class)
+    Fraction(f64),
+}
+
+impl LabelSubset {
+    /// From `--labels-per-class` and `--label-fraction` (at most one may be given).
+    pub fn from_flags(per_class: Option<usize>, fraction: Option<f64>) -> Result<Self> {
+        match (per_class, fraction) {
+            (Some(_), Some(_)) => anyhow::bail!("give --labels-per-class or --label-fraction, not both"),
+            (Some(n), None) => Ok(Self::PerClass(n)),
+            (None, Some(f)) => Ok(Self::Fraction(f)),
+            (None, None) => Ok(Self::All),
+        }
+    }
+}
+
 /// Everything `strata finetune` needs.
 #[derive(Debug, Clone)]
 pub struct FinetuneRequest {
@@ -104,8 +127,8 @@ pub struct FinetuneRequest {
     pub train: String,
     /// optional labeled test data SPEC, scored after each phase and at the end
     pub test: Option<String>,
-    /// stratified labels per class (None: all labeled images)
-    pub labels_per_class: Option<usize>,
+    /// which labeled images to train on
+    pub labels: LabelSubset,
     /// reused blocks (None: all of the parent's; scratch: all of `arch`)
     pub reuse: Option<usize>,
     /// backbone of a scratch run
@@ -168,9 +191,14 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         None => None,
     };
     let labels = train.require_labels()?;
-    let rows: Vec<usize> = match req.labels_per_class {
-        Some(n) => stratified_subset(labels, train.num_classes(), n, req.seed).context("--labels-per-class")?,
-        None => (0..train.len()).collect(),
+    let rows: Vec<usize> = match req.labels {
+        LabelSubset::PerClass(n) => {
+            stratified_subset(labels, train.num_classes(), n, req.seed).context("--labels-per-class")?
+        }
+        LabelSubset::Fraction(f) => {
+            stratified_fraction(labels, train.num_classes(), f, req.seed).context("--label-fraction")?
+        }
+        LabelSubset::All => (0..train.len()).collect(),
     };
     let input = input_of(&train);
     let (full_arch, norm, init, parent_record) = match &parent {
@@ -269,7 +297,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         device: choice.to_string(),
         config: serde_json::json!({
             "from": req.from.as_ref().map(|p| p.display().to_string()),
-            "train": req.train, "test": req.test, "labels_per_class": req.labels_per_class,
+            "train": req.train, "test": req.test, "labels": format!("{:?}", req.labels),
             "reuse": k, "finetune": cfg,
         }),
         data: DataRecord {
@@ -277,7 +305,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
             fingerprint: train.fingerprint(),
             images: train.len(),
             class_names: train.class_names.clone(),
-            label_indices: req.labels_per_class.map(|_| rows.clone()),
+            label_indices: (req.labels != LabelSubset::All).then(|| rows.clone()),
         },
         input,
         arch: arch.to_string(),

@@ -2,7 +2,7 @@
 
 use crate::commands::finetune::Schedule;
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest, PretrainRequest};
+use crate::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -74,7 +74,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         from: Some(pre_run.path.clone()),
         train: format!("{}:train", a.data),
         test: Some(format!("{}:test", a.data)),
-        labels_per_class: Some(a.labels_per_class),
+        labels: LabelSubset::PerClass(a.labels_per_class),
         reuse: None,
         arch: ArchSpec::reference(),
         head_hidden: vec![],

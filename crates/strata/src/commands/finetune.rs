@@ -1,7 +1,7 @@
 //! `strata finetune`: stage two (and the scratch baseline with `--from scratch`).
 
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest};
+use crate::pipeline::{self, FinetuneRequest, LabelSubset};
 use anyhow::Result;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
@@ -22,6 +22,9 @@ pub struct Args {
     /// Use a stratified, seeded subset of N labeled images per class (indices go to the manifest).
     #[arg(long)]
     pub labels_per_class: Option<usize>,
+    /// Or use a stratified, seeded fraction of each class (e.g. 0.01; at least one image per class).
+    #[arg(long)]
+    pub label_fraction: Option<f64>,
     /// Number of lower backbone blocks to reuse (default: all of them).
     #[arg(long)]
     pub reuse: Option<usize>,
@@ -89,7 +92,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         from,
         train: a.train,
         test: a.test,
-        labels_per_class: a.labels_per_class,
+        labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
         reuse: a.reuse,
         arch: a.arch,
         head_hidden: parse_hidden(&a.head)?,
