@@ -223,6 +223,8 @@ fn bad_flags_name_the_flag() {
     for (extra, needle) in [
         (vec!["--lr", "-1"], "--lr"),
         (vec!["--batch", "0"], "--batch"),
+        (vec!["--noise", "1.5"], "--noise"),
+        (vec!["--epochs", "0"], "--epochs"),
         (vec!["--arch", "conv32-pool,wat"], "wat"),
         (vec!["--device", "tpu"], "tpu"),
         (vec!["--device", "cuda"], "--features cuda"),

@@ -32,12 +32,41 @@ pub fn random_shift<R: Rng + ?Sized>(pixels: &[u8], shape: ImageShape, max_shift
     shift(pixels, shape, dy, dx)
 }
 
+/// Zeroes each pixel independently with probability `p` (masking noise).
+pub fn mask<R: Rng + ?Sized>(pixels: &mut [u8], p: f64, rng: &mut R) {
+    for px in pixels.iter_mut() {
+        if rng.random_bool(p) {
+            *px = 0;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
 
     const S: ImageShape = ImageShape { channels: 2, height: 2, width: 3 };
+
+    #[test]
+    fn mask_zeroes_the_given_share_and_is_seeded() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut none = vec![9u8; 1000];
+        mask(&mut none, 0.0, &mut rng);
+        assert!(none.iter().all(|&p| p == 9));
+        let mut all = vec![9u8; 1000];
+        mask(&mut all, 1.0, &mut rng);
+        assert!(all.iter().all(|&p| p == 0));
+        let run = |seed| {
+            let mut v = vec![9u8; 1000];
+            mask(&mut v, 0.3, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            v
+        };
+        let zeros = run(5).iter().filter(|&&p| p == 0).count();
+        assert!((230..370).contains(&zeros), "about 30 % masked, got {zeros}");
+        assert_eq!(run(5), run(5));
+        assert_ne!(run(5), run(6));
+    }
     // Channel 0: 1 2 3 / 4 5 6; channel 1: the same plus 10.
     const PX: [u8; 12] = [1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15, 16];
 

@@ -3,9 +3,9 @@
 
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
-use crate::evaluate::evaluate;
+use crate::evaluate::{Evaluation, evaluate};
 use crate::progress::{Event, Observer};
-use crate::step::{BatchSchedule, checked_loss, cross_entropy};
+use crate::step::{BatchSchedule, checked_loss, cross_entropy, validate_optim};
 use burn::module::{Module, ParamGroup};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -53,12 +53,7 @@ pub struct FinetuneConfig {
 impl FinetuneConfig {
     /// Checks ranges and gives an error naming the flag.
     pub fn validate(&self) -> Result<()> {
-        if self.batch == 0 || self.batch > 65_536 {
-            return Err(TrainError::config("--batch", self.batch, "use a batch size between 1 and 65536"));
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 10.0) {
-            return Err(TrainError::config("--lr", self.lr, "use a positive learning rate below 10, e.g. 1e-3"));
-        }
+        validate_optim(self.batch, self.lr)?;
         if !(self.lr_mult.is_finite() && self.lr_mult > 0.0 && self.lr_mult <= 1.0) {
             return Err(TrainError::config("--lr-mult", self.lr_mult, "use a multiplier in (0, 1], e.g. 0.1"));
         }
@@ -103,6 +98,8 @@ pub struct FinetuneOutcome {
     pub model: Classifier,
     /// phases in order
     pub phases: Vec<PhaseRecord>,
+    /// full scores on the evaluation set after the last phase, when one was given
+    pub evaluation: Option<Evaluation>,
 }
 
 /// Phase plan derived from the init and the config.
@@ -132,7 +129,7 @@ fn plan(init_is_scratch: bool, cfg: &FinetuneConfig) -> Vec<Phase> {
     phases.into_iter().filter(|p| p.steps > 0).collect()
 }
 
-/// Trains a classifier on rows `rows` of `train`; `eval` (data, rows) is scored after each phase.
+/// Trains a classifier on rows `rows` of `train`; labeled `eval` data is scored after each phase.
 #[allow(clippy::too_many_arguments)]
 pub fn finetune(
     init: Init,
@@ -141,7 +138,7 @@ pub fn finetune(
     rows: &[usize],
     norm: &Normalization,
     device: &Device,
-    eval: Option<(&Dataset, &[usize])>,
+    eval: Option<&Dataset>,
     observer: &mut dyn Observer,
     log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
 ) -> Result<FinetuneOutcome> {
@@ -167,6 +164,7 @@ pub fn finetune(
     let mut optim = AdamConfig::new().init();
     let mut records = Vec::new();
     let mut step = 0usize;
+    let mut evaluation = None;
 
     for phase in plan(is_scratch, cfg) {
         // freeze() also switches batch norm to its running statistics, which stay untouched
@@ -216,10 +214,11 @@ pub fn finetune(
                 count = 0;
             }
         }
-        let eval_accuracy = match eval {
-            Some((data, rows)) => Some(evaluate(&model, data, Some(rows), norm, device)?.accuracy),
+        evaluation = match eval {
+            Some(data) => Some(evaluate(&model, data, None, norm, device)?),
             None => None,
         };
+        let eval_accuracy = evaluation.as_ref().map(|e| e.accuracy);
         let summary = match eval_accuracy {
             Some(a) => format!("loss {last_loss:.4}, accuracy {:.2}%", 100.0 * a),
             None => format!("loss {last_loss:.4}"),
@@ -236,5 +235,5 @@ pub fn finetune(
             seconds: t0.elapsed().as_secs_f64(),
         });
     }
-    Ok(FinetuneOutcome { model: model.valid(), phases: records })
+    Ok(FinetuneOutcome { model: model.valid(), phases: records, evaluation })
 }

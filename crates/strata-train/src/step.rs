@@ -15,6 +15,24 @@ pub fn mse(output: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     (output - target).powi_scalar(2).mean()
 }
 
+/// The generator of one step's noise: a pure function of (seed, salt, step), so a step's
+/// corruption does not depend on the steps before it (reproducible, and resumable later).
+pub fn step_rng(seed: u64, salt: u64, step: u64) -> rand_chacha::ChaCha8Rng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ salt ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Checks the optimiser settings every training loop shares, naming the flag.
+pub fn validate_optim(batch: usize, lr: f64) -> Result<()> {
+    if batch == 0 || batch > 65_536 {
+        return Err(TrainError::config("--batch", batch, "use a batch size between 1 and 65536"));
+    }
+    if !(lr.is_finite() && lr > 0.0 && lr < 10.0) {
+        return Err(TrainError::config("--lr", lr, "use a positive learning rate below 10, e.g. 1e-3"));
+    }
+    Ok(())
+}
+
 /// Reads a scalar loss and stops the run on NaN or infinity.
 pub fn checked_loss(loss: &Tensor<1>, phase: &str, step: usize) -> Result<f32> {
     let value = loss.clone().into_scalar::<f32>();

@@ -9,7 +9,7 @@ use strata_train::evaluate::Evaluation;
 use strata_train::finetune::PhaseRecord;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind, SCHEMA_VERSION, WeightsRecord};
 use strata_train::reuse::load_backbone;
-use strata_train::{FinetuneConfig, Init, Observer, PretrainConfig, RunDir, RunWriter, evaluate, method_by_name};
+use strata_train::{FinetuneConfig, Init, Observer, PretrainConfig, RunDir, RunWriter, method_by_name};
 
 /// Everything `strata pretrain` needs.
 #[derive(Debug, Clone)]
@@ -39,9 +39,8 @@ fn empty_weights() -> WeightsRecord {
 /// Stage one.
 pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<RunDir> {
     let method = method_by_name(&req.method)?;
-    check_positive("--epochs", req.cfg.epochs)?;
-    check_batch(req.cfg.batch)?;
-    check_lr("--lr", req.cfg.lr)?;
+    // settings first: a typo should not cost a data load
+    req.cfg.validate()?;
     let (choice, device) = context::device(&req.device)?;
     let mut writer = RunWriter::create(&req.out, req.force)?;
     let mut data = load_data(&req.data, "--data", false, Split::Train)?.unlabeled();
@@ -173,8 +172,7 @@ pub struct FinetuneResult {
 
 /// Stage two (or the scratch baseline when `from` is None).
 pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<FinetuneResult> {
-    check_batch(req.batch)?;
-    check_lr("--lr", req.lr)?;
+    strata_train::step::validate_optim(req.batch, req.lr)?;
     let (choice, device) = context::device(&req.device)?;
     let parent = match &req.from {
         Some(p) => Some(context::open_run(p)?),
@@ -246,18 +244,13 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         augment_shift: req.augment_shift,
     };
     let started = std::time::Instant::now();
-    let test_rows: Option<Vec<usize>> = test.as_ref().map(|t| (0..t.len()).collect());
-    let eval = match (&test, &test_rows) {
-        (Some(t), Some(r)) => Some((t, r.as_slice())),
-        _ => None,
-    };
     let outcome =
-        strata_train::finetune(init, &cfg, &train, &rows, &norm, &device, eval, observer, &mut |v| writer.log(&v))?;
+        strata_train::finetune(init, &cfg, &train, &rows, &norm, &device, test.as_ref(), observer, &mut |v| {
+            writer.log(&v)
+        })?;
     let seconds = started.elapsed().as_secs_f64();
-    let test_eval = match &test {
-        Some(t) => Some(evaluate(&outcome.model, t, None, &norm, &device)?),
-        None => None,
-    };
+    // scored after the last phase by finetune itself
+    let test_eval = outcome.evaluation.clone();
     let is_scratch = parent.is_none();
     let blocks = arch
         .blocks
@@ -320,25 +313,4 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     let bytes = strata_nn::weights::to_bytes(&outcome.model)?;
     let run = writer.finish(manifest, &bytes)?;
     Ok(FinetuneResult { run, test: test_eval, phases: outcome.phases })
-}
-
-fn check_positive(flag: &str, v: usize) -> Result<()> {
-    if v == 0 {
-        anyhow::bail!("{flag} 0: must be at least 1");
-    }
-    Ok(())
-}
-
-fn check_batch(batch: usize) -> Result<()> {
-    if batch == 0 || batch > 65_536 {
-        anyhow::bail!("--batch {batch}: use a batch size between 1 and 65536");
-    }
-    Ok(())
-}
-
-fn check_lr(flag: &str, lr: f64) -> Result<()> {
-    if !(lr.is_finite() && lr > 0.0 && lr < 10.0) {
-        anyhow::bail!("{flag} {lr}: use a positive learning rate below 10, e.g. 1e-3");
-    }
-    Ok(())
 }

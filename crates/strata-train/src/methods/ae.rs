@@ -48,6 +48,7 @@ pub(crate) fn train_autoencoder(
     log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
     mut corrupt: impl FnMut(u64, Vec<Vec<u8>>) -> Vec<Vec<u8>>,
 ) -> Result<PretrainOutcome> {
+    cfg.validate()?;
     let batcher = Batcher::new(data, norm);
     let input = batcher.input_shape();
     let ad = device.clone().autodiff();

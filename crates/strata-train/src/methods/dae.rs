@@ -1,12 +1,11 @@
 //! `dae`: a denoising autoencoder: reconstruct the clean image from one with pixels masked.
 
 use super::{PretrainConfig, PretrainOutcome, Pretrainer, train_autoencoder};
-use crate::error::{Result, TrainError};
+use crate::error::Result;
 use crate::progress::Observer;
+use crate::step::step_rng;
 use burn::tensor::Device;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use strata_data::{Dataset, Normalization};
+use strata_data::{Dataset, Normalization, augment};
 
 /// Denoising autoencoder pretraining with masking noise.
 pub struct Denoising;
@@ -27,19 +26,11 @@ impl Pretrainer for Denoising {
         observer: &mut dyn Observer,
         log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
     ) -> Result<PretrainOutcome> {
-        if !(0.0..1.0).contains(&cfg.noise) {
-            return Err(TrainError::config("--noise", cfg.noise, "the masked fraction must be in [0, 1)"));
-        }
         let level = f64::from(cfg.noise);
         train_autoencoder(self.name(), data, norm, cfg, device, observer, log, |step, mut rows| {
-            // a generator per step keeps the noise a pure function of (seed, step)
-            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6461_6500 ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng = step_rng(cfg.seed, 0x6461_6500, step);
             for row in &mut rows {
-                for p in row.iter_mut() {
-                    if rng.random_bool(level) {
-                        *p = 0;
-                    }
-                }
+                augment::mask(row, level, &mut rng);
             }
             rows
         })

@@ -28,6 +28,20 @@ pub struct PretrainConfig {
     pub noise: f32,
 }
 
+impl PretrainConfig {
+    /// Checks ranges and gives an error naming the flag.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(TrainError::config("--epochs", 0, "train for at least 1 epoch"));
+        }
+        crate::step::validate_optim(self.batch, self.lr)?;
+        if !(0.0..1.0).contains(&self.noise) {
+            return Err(TrainError::config("--noise", self.noise, "the masked fraction must be in [0, 1)"));
+        }
+        Ok(())
+    }
+}
+
 /// What a pretraining method hands back.
 pub struct PretrainOutcome {
     /// safetensors bytes of the whole pretraining model; `backbone.*` is what stage two reuses

@@ -8,12 +8,12 @@ use super::{PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
 use crate::progress::{Event, Observer};
-use crate::step::{BatchSchedule, checked_loss, cross_entropy};
+use crate::step::{BatchSchedule, checked_loss, cross_entropy, step_rng};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
@@ -51,11 +51,7 @@ impl SiameseNet {
 fn view(pixels: &[u8], shape: strata_data::ImageShape, mask: f64, rng: &mut ChaCha8Rng) -> Vec<u8> {
     let mut v = augment::random_shift(pixels, shape, MAX_SHIFT, rng);
     let p = rng.random_range(0.0..=mask);
-    for px in v.iter_mut() {
-        if rng.random_bool(p) {
-            *px = 0;
-        }
-    }
+    augment::mask(&mut v, p, rng);
     v
 }
 
@@ -75,9 +71,7 @@ impl Pretrainer for Siamese {
         observer: &mut dyn Observer,
         log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
     ) -> Result<PretrainOutcome> {
-        if !(0.0..1.0).contains(&cfg.noise) {
-            return Err(TrainError::config("--noise", cfg.noise, "the masked fraction must be in [0, 1)"));
-        }
+        cfg.validate()?;
         if data.len() < 2 {
             return Err(TrainError::config(
                 "--data",
@@ -117,10 +111,7 @@ impl Pretrainer for Siamese {
                     // a lone leftover image has no negative to be told apart from
                     idx.push(schedule.next_batch()[0]);
                 }
-                // the noise of a step depends only on (seed, step): reproducible and resumable
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    cfg.seed ^ 0x7369_616d ^ (step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
+                let mut rng = step_rng(cfg.seed, 0x7369_616d, step as u64);
                 let a: Vec<Vec<u8>> = idx.iter().map(|&i| view(data.image(i), data.shape, mask, &mut rng)).collect();
                 let b: Vec<Vec<u8>> = idx.iter().map(|&i| view(data.image(i), data.shape, mask, &mut rng)).collect();
                 let za = model.embed(batcher.inputs_from_pixels(&a, &ad));
