@@ -12,7 +12,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
+use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest, Recipe};
+use strata_train::Surgery;
 use strata_nn::ArchSpec;
 use strata_train::PretrainConfig;
 use strata_train::progress::Silent;
@@ -81,17 +82,20 @@ fn main() -> Result<()> {
                     train: format!("{}:train", cfg.data),
                     test: Some(format!("{}:test", cfg.data)),
                     labels: LabelSubset::PerClass(n),
-                    reuse: Some(s.reuse),
                     arch: ArchSpec::reference(),
-                    head_hidden: s.head.clone(),
-                    batch: s.batch,
-                    lr: s.lr,
+                    recipe: Recipe {
+                        surgery: Surgery { reuse: Some(s.reuse), ..Default::default() },
+                        head_hidden: s.head.clone(),
+                        batch: s.batch,
+                        lr: s.lr,
+                        frozen_steps: s.frozen_steps,
+                        unfreeze_steps: s.unfreeze_steps,
+                        unfreeze_top: s.unfreeze_top,
+                        lr_mult: s.lr_mult,
+                        augment_shift: s.augment_shift,
+                        ..Recipe::default()
+                    },
                     seed,
-                    frozen_steps: s.frozen_steps,
-                    unfreeze_steps: s.unfreeze_steps,
-                    unfreeze_top: s.unfreeze_top,
-                    lr_mult: s.lr_mult,
-                    augment_shift: s.augment_shift,
                     out: cfg.out.join(format!("ft-{}-{n}-s{seed}", method.name)),
                     force: true,
                     device: "cpu".into(),
@@ -103,10 +107,8 @@ fn main() -> Result<()> {
                 let (ca, c_s) = match scratch_cache.get(&(n, seed)) {
                     Some(v) => *v,
                     None => {
-                        let arch = ArchSpec::reference().lower(s.reuse)?;
                         let scratch = FinetuneRequest {
                             from: None,
-                            arch,
                             out: cfg.out.join(format!("scratch-{n}-s{seed}")),
                             ..base
                         };

@@ -89,6 +89,25 @@ impl Classifier {
         Ok(Self { backbone, head })
     }
 
+    /// A classifier on backbone `arch` where block `i` is `parts[i]` when given and freshly
+    /// initialised otherwise (re-initialised or added blocks), under a fresh head.
+    pub fn assemble(
+        arch: &ArchSpec,
+        parts: Vec<Option<Block>>,
+        head: &HeadSpec,
+        input: InputShape,
+        device: &Device,
+    ) -> Result<Self> {
+        let shapes = arch.shapes(input)?;
+        let mut previous = FeatureShape::Map(input.channels, input.height, input.width);
+        let mut backbone = Vec::with_capacity(arch.blocks.len());
+        for (i, (&spec, part)) in arch.blocks.iter().zip(parts.into_iter().chain(std::iter::repeat_with(|| None))).enumerate() {
+            backbone.push(part.unwrap_or_else(|| Block::new(spec, previous, device)));
+            previous = shapes[i];
+        }
+        Self::with_backbone(backbone, arch, head, input, device)
+    }
+
     /// Backbone features, flattened.
     pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
         forward_stack(&self.backbone, Features::Map(x)).flat()

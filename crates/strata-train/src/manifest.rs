@@ -44,7 +44,7 @@ pub struct ParentRecord {
     pub weights_sha256: String,
     /// the parent's full backbone
     pub arch: String,
-    /// how many lower blocks were reused
+    /// how many of the parent's blocks kept their weights
     pub reused_blocks: usize,
 }
 
@@ -55,8 +55,11 @@ pub struct BlockRecord {
     pub index: usize,
     /// block spec
     pub spec: String,
-    /// `parent` (reused) or `fresh` (random initialisation)
+    /// `parent` (reused weights), `replaced` (parent's shape, re-initialised), `added` or `fresh`
     pub origin: String,
+    /// the parent's block this one was taken from (parent and replaced blocks)
+    #[serde(default)]
+    pub parent_index: Option<usize>,
     /// phases in which the block was frozen
     pub frozen_in: Vec<String>,
 }

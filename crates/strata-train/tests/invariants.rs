@@ -10,7 +10,7 @@ use strata_nn::{ArchSpec, Autoencoder, Classifier, HeadSpec, InputShape, try_see
 use strata_train::finetune::{FinetuneConfig, Init};
 use strata_train::progress::Silent;
 use strata_train::reuse::load_backbone;
-use strata_train::{PretrainConfig, method_by_name};
+use strata_train::{BackbonePlan, OptimSettings, OptimizerKind, PretrainConfig, Surgery, method_by_name};
 
 const ARCH: &str = "conv4-bn-pool,dense8-bn";
 
@@ -58,8 +58,9 @@ fn max_abs_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>, 
 }
 
 fn cfg(frozen_steps: usize, unfreeze_steps: usize, unfreeze_top: usize, lr: f64, lr_mult: f64) -> FinetuneConfig {
+    let backbone = BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), &Surgery::default(), input()).unwrap();
     FinetuneConfig {
-        arch: ArchSpec::parse(ARCH).unwrap(),
+        backbone,
         head: HeadSpec { hidden: vec![], classes: 3 },
         batch: 16,
         lr,
@@ -67,7 +68,10 @@ fn cfg(frozen_steps: usize, unfreeze_steps: usize, unfreeze_top: usize, lr: f64,
         frozen_steps,
         unfreeze_steps,
         unfreeze_top,
+        unfreeze_every: None,
         lr_mult,
+        lr_decay: 1.0,
+        optim: OptimSettings::default(),
         augment_shift: 0,
     }
 }
@@ -111,27 +115,36 @@ fn frozen_blocks_and_their_batch_norm_statistics_do_not_move() {
     let blocks = load_backbone(bytes, Path::new("mem"), &arch, input(), 2, &device).unwrap();
     let before = weights::snapshot(&blocks_as_classifier(blocks.clone(), &device));
     let rows: Vec<usize> = (0..d.len()).collect();
-    let out = strata_train::finetune(
-        Init::Pretrained(blocks),
-        &cfg(6, 6, 1, 1e-2, 0.1),
-        &d,
-        &rows,
-        &norm,
-        &device,
-        None,
-        &mut Silent,
-        &mut |_| Ok(()),
-    )
-    .unwrap();
-    let after = weights::snapshot(&out.model);
-    // block 0 frozen in both phases: every tensor, running statistics included, bit for bit
-    assert_eq!(backbone_part(&before, 0), backbone_part(&after, 0));
-    assert!(before.contains_key("backbone.0.norm.running_mean"));
-    // block 1 was unfrozen in phase two: its weights and statistics moved
-    assert_ne!(before["backbone.1.linear.weight"], after["backbone.1.linear.weight"]);
-    assert_ne!(before["backbone.1.norm.running_mean"], after["backbone.1.norm.running_mean"]);
-    assert_eq!(out.phases[0].trainable_blocks, Vec::<usize>::new());
-    assert_eq!(out.phases[1].trainable_blocks, vec![1]);
+    // weight decay too must leave frozen parameters alone, whichever optimiser applies it
+    for optim in [
+        OptimSettings::default(),
+        OptimSettings { weight_decay: 0.1, decay_norm_and_bias: true, ..OptimSettings::default() },
+        OptimSettings { kind: OptimizerKind::Sgd, weight_decay: 0.1, ..OptimSettings::default() },
+    ] {
+        let mut cfg = cfg(6, 6, 1, 1e-2, 0.1);
+        cfg.optim = optim;
+        let out = strata_train::finetune(
+            Init::Pretrained(blocks.clone()),
+            &cfg,
+            &d,
+            &rows,
+            &norm,
+            &device,
+            None,
+            &mut Silent,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        let after = weights::snapshot(&out.model);
+        // block 0 frozen in both phases: every tensor, running statistics included, bit for bit
+        assert_eq!(backbone_part(&before, 0), backbone_part(&after, 0), "{optim:?}");
+        assert!(before.contains_key("backbone.0.norm.running_mean"));
+        // block 1 was unfrozen in phase two: its weights and statistics moved
+        assert_ne!(before["backbone.1.linear.weight"], after["backbone.1.linear.weight"], "{optim:?}");
+        assert_ne!(before["backbone.1.norm.running_mean"], after["backbone.1.norm.running_mean"], "{optim:?}");
+        assert_eq!(out.phases[0].trainable_blocks, Vec::<usize>::new());
+        assert_eq!(out.phases[1].trainable_blocks, vec![1]);
+    }
 }
 
 #[test]

@@ -6,3 +6,4 @@ pub mod config_file;
 pub mod context;
 pub mod observer;
 pub mod pipeline;
+pub mod stage2;

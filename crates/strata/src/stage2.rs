@@ -1,0 +1,357 @@
+//! Stage two's inputs loaded once (labeled data, label subset, parent run), and training one
+//! recipe on them: what `finetune` runs once and `search` runs for every trial.
+
+use crate::context::{self, input_of, load_data, now_unix};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::Path;
+use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
+use strata_nn::{ArchSpec, HeadSpec, InputShape};
+use strata_train::finetune::FinetuneOutcome;
+use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind, SCHEMA_VERSION, WeightsRecord};
+use strata_train::reuse::load_backbone;
+use strata_train::{
+    BackbonePlan, DeviceChoice, FinetuneConfig, Init, Observer, OptimSettings, RunDir, RunWriter, Surgery,
+};
+
+/// Which of the labeled training images stage two may use.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LabelSubset {
+    /// every labeled image
+    All,
+    /// a stratified, seeded subset of N images per class
+    PerClass(usize),
+    /// a stratified, seeded fraction of each class (at least one image per class)
+    Fraction(f64),
+}
+
+impl LabelSubset {
+    /// From `--labels-per-class` and `--label-fraction` (at most one may be given).
+    pub fn from_flags(per_class: Option<usize>, fraction: Option<f64>) -> Result<Self> {
+        match (per_class, fraction) {
+            (Some(_), Some(_)) => anyhow::bail!("give --labels-per-class or --label-fraction, not both"),
+            (Some(n), None) => Ok(Self::PerClass(n)),
+            (None, Some(f)) => Ok(Self::Fraction(f)),
+            (None, None) => Ok(Self::All),
+        }
+    }
+}
+
+/// How stage two builds and trains a classifier: the backbone surgery, the head and the
+/// schedule. A search trial is one recipe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recipe {
+    /// which parent blocks to keep, drop, re-initialise, and what to add
+    pub surgery: Surgery,
+    /// hidden layers of the head
+    pub head_hidden: Vec<usize>,
+    /// images per optimiser step
+    pub batch: usize,
+    /// learning rate of the head and of new blocks
+    pub lr: f64,
+    /// steps with reused blocks frozen
+    pub frozen_steps: usize,
+    /// steps after unfreezing
+    pub unfreeze_steps: usize,
+    /// top reused blocks to unfreeze (more than there are: all of them)
+    pub unfreeze_top: usize,
+    /// gradual unfreezing: one more block every this many steps
+    pub unfreeze_every: Option<usize>,
+    /// learning-rate multiplier of the topmost unfrozen block
+    pub lr_mult: f64,
+    /// further multiplier per block below it
+    pub lr_decay: f64,
+    /// optimiser and weight decay
+    pub optim: OptimSettings,
+    /// random translation (pixels) of labeled images
+    pub augment_shift: usize,
+}
+
+impl Default for Recipe {
+    /// The defaults of `strata finetune`.
+    fn default() -> Self {
+        Self {
+            surgery: Surgery::default(),
+            head_hidden: vec![],
+            batch: 64,
+            lr: 1e-3,
+            frozen_steps: 400,
+            unfreeze_steps: 600,
+            unfreeze_top: 1,
+            unfreeze_every: None,
+            lr_mult: 0.1,
+            lr_decay: 1.0,
+            optim: OptimSettings::default(),
+            augment_shift: 0,
+        }
+    }
+}
+
+impl Recipe {
+    /// The training configuration for `plan` under `head`.
+    pub fn config(&self, plan: BackbonePlan, head: HeadSpec, seed: u64) -> FinetuneConfig {
+        FinetuneConfig {
+            unfreeze_top: self.unfreeze_top.min(plan.reused().len()),
+            backbone: plan,
+            head,
+            batch: self.batch,
+            lr: self.lr,
+            seed,
+            frozen_steps: self.frozen_steps,
+            unfreeze_steps: self.unfreeze_steps,
+            unfreeze_every: self.unfreeze_every,
+            lr_mult: self.lr_mult,
+            lr_decay: self.lr_decay,
+            optim: self.optim,
+            augment_shift: self.augment_shift,
+        }
+    }
+}
+
+/// A parent run with its backbone and weights read once.
+pub struct Parent {
+    /// the run directory
+    pub run: RunDir,
+    /// its full backbone
+    pub arch: ArchSpec,
+    /// its weights file, checksum verified
+    pub bytes: Vec<u8>,
+}
+
+/// Everything stage two reads before training.
+pub struct Stage2 {
+    /// the parent run (None: from scratch)
+    pub parent: Option<Parent>,
+    /// labeled training data
+    pub train: Dataset,
+    /// the SPEC it came from
+    pub train_spec: String,
+    /// labeled test data, scored after each phase
+    pub test: Option<Dataset>,
+    /// the SPEC it came from
+    pub test_spec: Option<String>,
+    /// the training rows stage two may use (the label subset)
+    pub rows: Vec<usize>,
+    /// how they were chosen
+    pub labels: LabelSubset,
+    /// image shape
+    pub input: InputShape,
+    /// the device
+    pub device: burn::tensor::Device,
+    /// its name
+    pub choice: DeviceChoice,
+    /// normalisation fitted on the training images, for classifiers without a parent
+    scratch_norm: Normalization,
+}
+
+impl Stage2 {
+    /// Opens the parent, loads the data and draws the label subset with `seed`.
+    pub fn load(
+        from: Option<&Path>,
+        train_spec: &str,
+        test_spec: Option<&str>,
+        labels: LabelSubset,
+        seed: u64,
+        device: &str,
+    ) -> Result<Self> {
+        let (choice, device) = context::device(device)?;
+        let parent = match from {
+            Some(p) => {
+                let run = context::open_run(p)?;
+                let arch = ArchSpec::parse(&run.manifest.arch)
+                    .with_context(|| format!("run {}: manifest field `arch`", run.path.display()))?;
+                let bytes = run.weights_bytes()?;
+                Some(Parent { run, arch, bytes })
+            }
+            None => None,
+        };
+        let train = load_data(train_spec, "--train", true, Split::Train)?;
+        let test = match test_spec {
+            Some(spec) => {
+                let t = load_data(spec, "--test", true, Split::Test)?;
+                train.check_same_classes(&t).with_context(|| format!("--train {train_spec} vs --test {spec}"))?;
+                Some(t)
+            }
+            None => None,
+        };
+        let all = train.require_labels()?;
+        let rows: Vec<usize> = match labels {
+            LabelSubset::PerClass(n) => {
+                stratified_subset(all, train.num_classes(), n, seed).context("--labels-per-class")?
+            }
+            LabelSubset::Fraction(f) => {
+                stratified_fraction(all, train.num_classes(), f, seed).context("--label-fraction")?
+            }
+            LabelSubset::All => (0..train.len()).collect(),
+        };
+        let input = input_of(&train);
+        if let Some(p) = &parent
+            && p.run.manifest.input != input
+        {
+            anyhow::bail!(
+                "--train {train_spec} has images of shape {input} but parent run {} was trained on {}; use data of the same size and channels",
+                p.run.path.display(),
+                p.run.manifest.input
+            );
+        }
+        let scratch_norm = Normalization::fit(&train);
+        Ok(Self {
+            parent,
+            train,
+            train_spec: train_spec.into(),
+            test,
+            test_spec: test_spec.map(str::to_string),
+            rows,
+            labels,
+            input,
+            device,
+            choice,
+            scratch_norm,
+        })
+    }
+
+    /// The backbone `surgery` makes of the parent's; without a parent, of `scratch_arch`, all fresh.
+    pub fn plan(&self, surgery: &Surgery, scratch_arch: &ArchSpec) -> Result<BackbonePlan> {
+        let plan = match &self.parent {
+            Some(p) => BackbonePlan::from_parent(&p.arch, surgery, self.input)?,
+            None => BackbonePlan::scratch(BackbonePlan::from_parent(scratch_arch, surgery, self.input)?.arch),
+        };
+        Ok(plan)
+    }
+
+    /// The input normalisation of a classifier on `plan`: the parent's when it reuses blocks,
+    /// whose weights expect inputs normalised as in their own training.
+    pub fn norm(&self, plan: &BackbonePlan) -> &Normalization {
+        match &self.parent {
+            Some(p) if !plan.is_scratch() => &p.run.manifest.normalization,
+            _ => &self.scratch_norm,
+        }
+    }
+
+    /// The head for this data.
+    pub fn head(&self, recipe: &Recipe) -> Result<HeadSpec> {
+        HeadSpec::new(recipe.head_hidden.clone(), self.train.num_classes()).context("--head")
+    }
+
+    /// Trains `cfg` on `rows` of the training data; `eval` is scored after each phase.
+    pub fn train(
+        &self,
+        cfg: &FinetuneConfig,
+        rows: &[usize],
+        eval: Option<&Dataset>,
+        observer: &mut dyn Observer,
+        log: &mut dyn FnMut(serde_json::Value) -> strata_train::Result<()>,
+    ) -> Result<FinetuneOutcome> {
+        let plan = &cfg.backbone;
+        let init = match &self.parent {
+            Some(p) if !plan.is_scratch() => Init::Pretrained(load_backbone(
+                p.bytes.clone(),
+                &p.run.weights_path(),
+                &p.arch,
+                self.input,
+                plan.parent_blocks(),
+                &self.device,
+            )?),
+            _ => Init::Scratch,
+        };
+        let norm = self.norm(plan);
+        Ok(strata_train::finetune(init, cfg, &self.train, rows, norm, &self.device, eval, observer, log)?)
+    }
+
+    /// The manifest of a classifier run trained on this stage with `cfg`.
+    pub fn manifest(&self, cfg: &FinetuneConfig, outcome: &FinetuneOutcome, extra: RunInfo) -> Manifest {
+        let plan = &cfg.backbone;
+        let parent = self.parent.as_ref().filter(|_| !plan.is_scratch());
+        let blocks = plan
+            .arch
+            .blocks
+            .iter()
+            .zip(&plan.origins)
+            .enumerate()
+            .map(|(i, (b, o))| BlockRecord {
+                index: i,
+                spec: b.to_string(),
+                origin: o.name().into(),
+                parent_index: o.parent_index(),
+                frozen_in: outcome
+                    .phases
+                    .iter()
+                    .filter(|p| !p.trainable_blocks.contains(&i))
+                    .map(|p| p.name.clone())
+                    .collect(),
+            })
+            .collect();
+        let mut metrics = extra.metrics;
+        for p in &outcome.phases {
+            if let Some(a) = p.eval_accuracy {
+                metrics[format!("{}_accuracy_after_{}", extra.eval_name, p.name)] = serde_json::json!(a);
+            }
+        }
+        Manifest {
+            schema_version: SCHEMA_VERSION,
+            strata_version: env!("CARGO_PKG_VERSION").into(),
+            kind: if parent.is_some() { RunKind::Finetune } else { RunKind::Scratch },
+            method: None,
+            created_unix: now_unix(),
+            command_line: extra.argv,
+            seed: cfg.seed,
+            device: self.choice.to_string(),
+            config: serde_json::json!({
+                "from": parent.map(|p| p.run.path.display().to_string()),
+                "train": self.train_spec, "test": self.test_spec, "labels": format!("{:?}", self.labels),
+                "finetune": cfg, "search": extra.search,
+            }),
+            data: DataRecord {
+                spec: self.train_spec.clone(),
+                fingerprint: self.train.fingerprint(),
+                images: self.train.len(),
+                class_names: self.train.class_names.clone(),
+                label_indices: (self.labels != LabelSubset::All || extra.rows_subset).then(|| extra.rows.clone()),
+            },
+            input: self.input,
+            arch: plan.arch.to_string(),
+            head: Some(cfg.head.clone()),
+            normalization: self.norm(plan).clone(),
+            parent: parent.map(|p| ParentRecord {
+                path: p.run.path.display().to_string(),
+                weights_sha256: p.run.manifest.weights.sha256.clone(),
+                arch: p.arch.to_string(),
+                reused_blocks: plan.reused().len(),
+            }),
+            blocks,
+            phases: outcome.phases.clone(),
+            weights: WeightsRecord { file: String::new(), sha256: String::new(), bytes: 0 },
+            metrics,
+        }
+    }
+}
+
+/// What a manifest needs beyond the stage and the outcome.
+pub struct RunInfo {
+    /// argv of the command
+    pub argv: Vec<String>,
+    /// figures so far (seconds, test scores)
+    pub metrics: serde_json::Value,
+    /// name of the set scored after each phase (`test` or `validation`)
+    pub eval_name: &'static str,
+    /// the training rows used
+    pub rows: Vec<usize>,
+    /// true when `rows` is a subset of the label subset (search holds some out)
+    pub rows_subset: bool,
+    /// the search that chose this run, if any
+    pub search: Option<serde_json::Value>,
+}
+
+/// Writes a finished classifier: evaluation (when given), manifest, weights.
+pub fn write_classifier(
+    writer: RunWriter,
+    manifest: Manifest,
+    outcome: &FinetuneOutcome,
+    test: Option<&strata_train::Evaluation>,
+) -> Result<RunDir> {
+    if let Some(e) = test {
+        writer.write_file("evaluation.json", &serde_json::to_vec_pretty(e)?)?;
+    }
+    let bytes = strata_nn::weights::to_bytes(&outcome.model)?;
+    Ok(writer.finish(manifest, &bytes)?)
+}
