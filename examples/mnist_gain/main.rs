@@ -13,9 +13,9 @@ use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest, Recipe};
-use strata_train::Surgery;
 use strata_nn::ArchSpec;
 use strata_train::PretrainConfig;
+use strata_train::Surgery;
 use strata_train::progress::Silent;
 
 #[derive(Debug, Deserialize)]
@@ -107,11 +107,8 @@ fn main() -> Result<()> {
                 let (ca, c_s) = match scratch_cache.get(&(n, seed)) {
                     Some(v) => *v,
                     None => {
-                        let scratch = FinetuneRequest {
-                            from: None,
-                            out: cfg.out.join(format!("scratch-{n}-s{seed}")),
-                            ..base
-                        };
+                        let scratch =
+                            FinetuneRequest { from: None, out: cfg.out.join(format!("scratch-{n}-s{seed}")), ..base };
                         let t = std::time::Instant::now();
                         let c = pipeline::finetune(&scratch, &mut Silent)?;
                         let v = (c.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN), t.elapsed().as_secs_f64());

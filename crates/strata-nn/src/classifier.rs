@@ -101,7 +101,9 @@ impl Classifier {
         let shapes = arch.shapes(input)?;
         let mut previous = FeatureShape::Map(input.channels, input.height, input.width);
         let mut backbone = Vec::with_capacity(arch.blocks.len());
-        for (i, (&spec, part)) in arch.blocks.iter().zip(parts.into_iter().chain(std::iter::repeat_with(|| None))).enumerate() {
+        for (i, (&spec, part)) in
+            arch.blocks.iter().zip(parts.into_iter().chain(std::iter::repeat_with(|| None))).enumerate()
+        {
             backbone.push(part.unwrap_or_else(|| Block::new(spec, previous, device)));
             previous = shapes[i];
         }

@@ -5,19 +5,19 @@
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
+use crate::layout::{BackbonePlan, Origin};
+use crate::optim::OptimSettings;
 use crate::progress::{Event, Observer};
 use crate::step::{BatchSchedule, checked_loss, cross_entropy, validate_optim};
 use burn::module::{Module, ParamGroup};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::GradientsParams;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::tensor::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
-use crate::layout::{BackbonePlan, Origin};
-use crate::optim::OptimSettings;
 use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded, weights};
 
 /// Where the backbone blocks come from.
@@ -171,8 +171,7 @@ pub fn plan(cfg: &FinetuneConfig) -> Vec<Phase> {
         }];
     }
     let reused = cfg.backbone.reused();
-    let base: Vec<Option<f64>> =
-        (0..n).map(|i| (!reused.contains(&i)).then_some(cfg.lr)).collect();
+    let base: Vec<Option<f64>> = (0..n).map(|i| (!reused.contains(&i)).then_some(cfg.lr)).collect();
     let unfrozen = |count: usize| -> Vec<Option<f64>> {
         let mut lrs = base.clone();
         for (depth, &i) in reused.iter().rev().take(count).enumerate() {
@@ -360,7 +359,10 @@ mod tests {
         use rand::Rng;
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let labels: Vec<u32> = (0..48).map(|i| (i % 2) as u32).collect();
-        let images = labels.iter().flat_map(|&l| (0..64).map(|_| rng.random_range(0..128u8) + 100 * l as u8).collect::<Vec<_>>()).collect();
+        let images = labels
+            .iter()
+            .flat_map(|&l| (0..64).map(|_| rng.random_range(0..128u8) + 100 * l as u8).collect::<Vec<_>>())
+            .collect();
         Dataset {
             images,
             shape: ImageShape::new(1, 8, 8),
@@ -450,14 +452,19 @@ mod tests {
         assert!((head - 1e-2).abs() < 1e-7, "head moved by {head}");
         assert!((reused - 0.25 * 1e-2).abs() < 1e-7, "reused block moved by {reused}");
         // the blocks frozen in this phase got no gradient at all
-        assert!(model.backbone[0].conv.as_ref().unwrap().weight.val().is_require_grad() == false);
+        assert!(!model.backbone[0].conv.as_ref().unwrap().weight.val().is_require_grad());
     }
 
     #[test]
     fn replaced_and_added_blocks_train_from_the_start() {
         let device = Device::default();
         let blocks = parent_blocks(&device);
-        let surgery = Surgery { drop_top: 1, replace_top: 1, add_hidden: ArchSpec::parse("dense6").unwrap().blocks, ..Default::default() };
+        let surgery = Surgery {
+            drop_top: 1,
+            replace_top: 1,
+            add_hidden: ArchSpec::parse("dense6").unwrap().blocks,
+            ..Default::default()
+        };
         let mut cfg = config(&surgery);
         cfg.unfreeze_steps = 0;
         let kept = blocks[..2].to_vec();
@@ -470,7 +477,8 @@ mod tests {
         assert_ne!(weights::snapshot(&out.model.backbone[1]), weights::snapshot(&kept[1]));
         assert_eq!(out.phases[0].trainable_blocks, vec![1, 2]);
         // param count: conv4(1→4,3x3)+bn, conv4(4→4)+bn, dense 16→6, head 6→2
-        let count: usize = weights::layer_table(&out.model).iter().filter(|l| !l.name.contains("running")).map(|l| l.numel).sum();
+        let count: usize =
+            weights::layer_table(&out.model).iter().filter(|l| !l.name.contains("running")).map(|l| l.numel).sum();
         assert_eq!(count, (36 + 4 + 8) + (144 + 4 + 8) + (16 * 6 + 6) + (6 * 2 + 2));
     }
 

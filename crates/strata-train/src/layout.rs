@@ -102,11 +102,7 @@ impl BackbonePlan {
         let mut blocks = parent.blocks[..kept].to_vec();
         let mut origins: Vec<Origin> = (0..kept)
             .map(|index| {
-                if index + surgery.replace_top >= kept {
-                    Origin::Replaced { index }
-                } else {
-                    Origin::Parent { index }
-                }
+                if index + surgery.replace_top >= kept { Origin::Replaced { index } } else { Origin::Parent { index } }
             })
             .collect();
         blocks.extend_from_slice(&surgery.add_hidden);

@@ -88,8 +88,8 @@ impl OptimSettings {
     }
 
     fn sgd(&self, wd: f32) -> SgdConfig {
-        let momentum = (self.momentum > 0.0)
-            .then(|| MomentumConfig::new().with_momentum(self.momentum).with_dampening(0.0));
+        let momentum =
+            (self.momentum > 0.0).then(|| MomentumConfig::new().with_momentum(self.momentum).with_dampening(0.0));
         SgdConfig::new().with_momentum(momentum).with_weight_decay((wd > 0.0).then(|| WeightDecayConfig::new(wd)))
     }
 }
@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn weight_decay_skips_biases_unless_asked() {
-        let sgd = OptimSettings { kind: OptimizerKind::Sgd, momentum: 0.0, weight_decay: 0.5, decay_norm_and_bias: false };
+        let sgd =
+            OptimSettings { kind: OptimizerKind::Sgd, momentum: 0.0, weight_decay: 0.5, decay_norm_and_bias: false };
         let (w, b) = decayed(sgd);
         assert!((w - 0.5).abs() < 1e-5 && (b - 1.0).abs() < 1e-6, "weights x{w}, biases x{b}");
         let (w, b) = decayed(OptimSettings { decay_norm_and_bias: true, ..sgd });

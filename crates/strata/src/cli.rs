@@ -22,6 +22,10 @@ pub enum Command {
     Pretrain(commands::pretrain::Args),
     /// Stage two: reuse the lower blocks of a run under a new head and fine-tune on labels.
     Finetune(commands::finetune::Args),
+    /// Walk the reuse strategy (depth, freezing, drop/replace/add) on a validation split; keep the best.
+    Search(commands::search::Args),
+    /// Score a run's frozen features without fine-tuning: linear probe and k nearest neighbours.
+    Probe(commands::probe::Args),
     /// Score a classifier run on labeled data: accuracy, per-class P/R/F1, confusion matrix.
     Evaluate(commands::evaluate::Args),
     /// Predict the class of each image of a folder or dataset (CSV on stdout).
@@ -40,6 +44,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(a) => commands::pretrain::run(a, argv),
         Command::Finetune(a) => commands::finetune::run(a, argv),
+        Command::Search(a) => commands::search::run(a, argv),
+        Command::Probe(a) => commands::probe::run(a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Predict(a) => commands::predict::run(a),
         Command::Inspect(a) => commands::inspect::run(a),

@@ -6,4 +6,5 @@ pub mod config_file;
 pub mod context;
 pub mod observer;
 pub mod pipeline;
+pub mod search;
 pub mod stage2;

@@ -35,6 +35,15 @@ impl LabelSubset {
             (None, None) => Ok(Self::All),
         }
     }
+
+    /// The rows of a data set labeled `labels` (with `classes` classes) this subset keeps.
+    pub fn rows(self, labels: &[u32], classes: usize, seed: u64) -> Result<Vec<usize>> {
+        Ok(match self {
+            Self::PerClass(n) => stratified_subset(labels, classes, n, seed).context("--labels-per-class")?,
+            Self::Fraction(f) => stratified_fraction(labels, classes, f, seed).context("--label-fraction")?,
+            Self::All => (0..labels.len()).collect(),
+        })
+    }
 }
 
 /// How stage two builds and trains a classifier: the backbone surgery, the head and the
@@ -174,16 +183,7 @@ impl Stage2 {
             }
             None => None,
         };
-        let all = train.require_labels()?;
-        let rows: Vec<usize> = match labels {
-            LabelSubset::PerClass(n) => {
-                stratified_subset(all, train.num_classes(), n, seed).context("--labels-per-class")?
-            }
-            LabelSubset::Fraction(f) => {
-                stratified_fraction(all, train.num_classes(), f, seed).context("--label-fraction")?
-            }
-            LabelSubset::All => (0..train.len()).collect(),
-        };
+        let rows = labels.rows(train.require_labels()?, train.num_classes(), seed)?;
         let input = input_of(&train);
         if let Some(p) = &parent
             && p.run.manifest.input != input

@@ -5,8 +5,8 @@ use crate::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
 use anyhow::Result;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
-use strata_train::{OptimSettings, OptimizerKind, Surgery};
 use strata_nn::spec::REF_CAE;
+use strata_train::{OptimSettings, OptimizerKind, Surgery};
 
 /// Flags of `strata finetune`.
 #[derive(Debug, clap::Args)]

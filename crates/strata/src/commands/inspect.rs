@@ -58,27 +58,50 @@ pub fn run(a: Args) -> Result<()> {
         &m.weights.sha256[..12.min(m.weights.sha256.len())]
     );
     if !m.phases.is_empty() {
-        println!("\nphase      steps  trainable blocks  backbone lr  head lr   loss     test acc");
+        println!(
+            "\nphase        steps  trainable  learning rate per backbone block (- frozen)  head lr   loss     eval acc"
+        );
         for p in &m.phases {
+            let lrs: Vec<String> = if p.block_lr.is_empty() {
+                // manifests before per-block rates recorded one rate for the trainable blocks
+                (0..m.blocks.len())
+                    .map(|i| {
+                        if p.trainable_blocks.contains(&i) {
+                            lr(p.backbone_lr.unwrap_or(p.head_lr))
+                        } else {
+                            "-".into()
+                        }
+                    })
+                    .collect()
+            } else {
+                p.block_lr.iter().map(|l| l.map(lr).unwrap_or_else(|| "-".into())).collect()
+            };
             println!(
-                "{:<10} {:>5}  {:<16}  {:>11}  {:>7.1e}  {:>7.4}  {}",
+                "{:<12} {:>5}  {:<9}  {:<44}  {:>7}  {:>7.4}  {}",
                 p.name,
                 p.steps,
                 format!("{:?}", p.trainable_blocks),
-                p.backbone_lr.map(|l| format!("{l:.1e}")).unwrap_or_else(|| "-".into()),
-                p.head_lr,
+                lrs.join(" "),
+                lr(p.head_lr),
                 p.final_loss,
                 p.eval_accuracy.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into())
             );
         }
     }
-    println!("\nblock  spec                origin  frozen in");
+    println!("\nblock  spec                  origin                         frozen in");
     for b in &m.blocks {
+        let origin = match (b.origin.as_str(), b.parent_index, &m.parent) {
+            ("parent", Some(i), Some(p)) => format!("block {i} of {}", p.path),
+            ("parent", None, Some(p)) => format!("block {} of {}", b.index, p.path),
+            ("replaced", Some(i), _) => format!("re-initialised (shape of parent block {i})"),
+            ("added", _, _) => "added (fresh)".into(),
+            (other, _, _) => other.into(),
+        };
         println!(
-            "{:>5}  {:<18}  {:<6}  {}",
+            "{:>5}  {:<20}  {:<29}  {}",
             b.index,
             b.spec,
-            b.origin,
+            origin,
             if b.frozen_in.is_empty() { "-".into() } else { b.frozen_in.join(", ") }
         );
     }
@@ -99,6 +122,10 @@ pub fn run(a: Args) -> Result<()> {
     println!("{:<32} {:<16} {:>10}", "total", "", total);
     println!("\nmetrics    {}", m.metrics);
     Ok(())
+}
+
+fn lr(v: f64) -> String {
+    format!("{v:.1e}")
 }
 
 /// Whether the backbone block owning `name` was frozen in the run's last phase.

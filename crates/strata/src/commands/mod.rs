@@ -7,3 +7,5 @@ pub mod finetune;
 pub mod inspect;
 pub mod predict;
 pub mod pretrain;
+pub mod probe;
+pub mod search;

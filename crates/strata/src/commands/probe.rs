@@ -1,0 +1,132 @@
+//! `strata probe`: how good are a run's frozen features, without fine-tuning?
+
+use crate::context::{self, input_of, load_data};
+use crate::stage2::LabelSubset;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use strata_data::Split;
+use strata_nn::ArchSpec;
+use strata_train::Evaluation;
+use strata_train::probe::{self, ProbeConfig, ProbeMethod};
+use strata_train::reuse::load_backbone;
+
+/// Flags of `strata probe`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The run whose backbone is probed (pretraining or any other run).
+    pub run: PathBuf,
+    /// Labeled images the probe learns from.
+    #[arg(long)]
+    pub train: String,
+    /// Labeled images it is scored on.
+    #[arg(long)]
+    pub test: String,
+    /// linear (logistic regression on frozen features) or knn (cosine, similarity-weighted vote);
+    /// repeat or separate with commas for both.
+    #[arg(long, value_delimiter = ',', default_value = "linear,knn")]
+    pub method: Vec<ProbeMethod>,
+    /// Lower backbone blocks whose output is the feature (default: all).
+    #[arg(long)]
+    pub reuse: Option<usize>,
+    /// Use a stratified, seeded subset of N labeled images per class.
+    #[arg(long)]
+    pub labels_per_class: Option<usize>,
+    /// Or a stratified, seeded fraction of each class.
+    #[arg(long)]
+    pub label_fraction: Option<f64>,
+    /// Neighbours that vote (knn).
+    #[arg(long, default_value_t = 20)]
+    pub k: usize,
+    /// Temperature of the neighbours' vote weights exp(similarity / t) (knn).
+    #[arg(long, default_value_t = 0.07)]
+    pub temperature: f32,
+    /// Adam steps of the linear probe.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Learning rate of the linear probe.
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Features per step of the linear probe.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Seed of the label subset, the linear layer and the data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// One JSON object per method instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `strata probe`.
+pub fn run(a: Args) -> Result<()> {
+    let cfg =
+        ProbeConfig { k: a.k, temperature: a.temperature, steps: a.steps, lr: a.lr, batch: a.batch, seed: a.seed };
+    cfg.validate()?;
+    let subset = LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?;
+    let (_, device) = context::device(&a.device)?;
+    let run = context::open_run(&a.run)?;
+    let m = &run.manifest;
+    let arch = ArchSpec::parse(&m.arch).with_context(|| format!("run {}: manifest field `arch`", a.run.display()))?;
+    let k = a.reuse.unwrap_or(arch.blocks.len());
+    let train = load_data(&a.train, "--train", true, Split::Train)?;
+    let test = load_data(&a.test, "--test", true, Split::Test)?;
+    train.check_same_classes(&test).with_context(|| format!("--train {} vs --test {}", a.train, a.test))?;
+    if input_of(&train) != m.input {
+        anyhow::bail!(
+            "--train {} has images of shape {} but run {} takes {}; use data of the same size and channels",
+            a.train,
+            input_of(&train),
+            a.run.display(),
+            m.input
+        );
+    }
+    let labels = train.require_labels()?;
+    let rows = subset.rows(labels, train.num_classes(), a.seed)?;
+    let blocks = load_backbone(run.weights_bytes()?, &run.weights_path(), &arch, m.input, k, &device)?;
+    let t0 = std::time::Instant::now();
+    let train_f = probe::features(&blocks, &train, &rows, &m.normalization, &device);
+    let all_test: Vec<usize> = (0..test.len()).collect();
+    let test_f = probe::features(&blocks, &test, &all_test, &m.normalization, &device);
+    let feature_s = t0.elapsed().as_secs_f64();
+    let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+    let truth = test.require_labels()?;
+    let classes = train.num_classes();
+    for method in a.method {
+        let t = std::time::Instant::now();
+        let pred = match method {
+            ProbeMethod::Knn => probe::knn(&train_f, &train_labels, &test_f, classes, &cfg, &device),
+            ProbeMethod::Linear => probe::linear(&train_f, &train_labels, &test_f, classes, &cfg, &device)?,
+        };
+        let e = Evaluation::from_predictions(truth, &pred, &test.class_names, classes);
+        let seconds = t.elapsed().as_secs_f64();
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "run": a.run, "method": method, "reuse": k, "feature_dim": train_f.dim,
+                    "train_images": rows.len(), "test_images": test.len(), "accuracy": e.accuracy,
+                    "macro_f1": e.macro_f1, "seconds": seconds, "feature_seconds": feature_s,
+                    "k": (method == ProbeMethod::Knn).then_some(cfg.k),
+                })
+            );
+        } else {
+            let what = match method {
+                ProbeMethod::Knn => format!("kNN (k={}, cosine)", cfg.k),
+                ProbeMethod::Linear => format!("linear ({} steps)", cfg.steps),
+            };
+            println!(
+                "{what:<22} accuracy {:.2}%  on {} test images; {} training images, {} features from {k} block(s); {:.1} s (+{:.1} s features)",
+                100.0 * e.accuracy,
+                test.len(),
+                rows.len(),
+                train_f.dim,
+                seconds,
+                feature_s
+            );
+        }
+    }
+    Ok(())
+}

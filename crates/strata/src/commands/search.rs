@@ -1,0 +1,122 @@
+//! `strata search`: try the reuse strategies on a validation split and keep the best.
+
+use crate::commands::finetune::{Schedule, parse_hidden};
+use crate::search::{self, Row, SearchRequest, Table};
+use crate::stage2::LabelSubset;
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+use strata_nn::ArchSpec;
+use strata_train::Surgery;
+
+/// Flags of `strata search`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run whose lower blocks are reused (a pretraining run, or any earlier run).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Labeled training data; a validation split is held out of it to choose the winner.
+    #[arg(long)]
+    pub train: String,
+    /// Labeled test data, scored for every trial (reported, never used to choose).
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Use a stratified, seeded subset of N labeled images per class (before the split).
+    #[arg(long)]
+    pub labels_per_class: Option<usize>,
+    /// Or a stratified, seeded fraction of each class.
+    #[arg(long)]
+    pub label_fraction: Option<f64>,
+    /// Share of the labeled images held out for validation (stratified).
+    #[arg(long, default_value_t = 0.2)]
+    pub val_fraction: f64,
+    /// Hidden blocks the "add hidden" trial stacks on the reused backbone.
+    #[arg(long, default_value = "dense128")]
+    pub add_hidden: ArchSpec,
+    /// Hidden layers of the new head, e.g. `256`.
+    #[arg(long, default_value = "")]
+    pub head: String,
+    /// Start no new trial after this many minutes (the scratch row always runs).
+    #[arg(long)]
+    pub budget_minutes: Option<f64>,
+    #[command(flatten)]
+    pub schedule: Schedule,
+    /// Run directory for the winner (with search.md, search.csv and search.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace the run directory if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the table as JSON lines (one per trial) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `strata search`.
+pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+    let budget = match a.budget_minutes {
+        Some(m) if !(m.is_finite() && m > 0.0) => {
+            anyhow::bail!("--budget-minutes {m}: give a positive number of minutes")
+        }
+        Some(m) => Some(Duration::from_secs_f64(m * 60.0)),
+        None => None,
+    };
+    let req = SearchRequest {
+        from: a.from,
+        train: a.train,
+        test: a.test,
+        labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
+        val_fraction: a.val_fraction,
+        base: a.schedule.recipe(Surgery::default(), parse_hidden(&a.head)?),
+        add_hidden: a.add_hidden.blocks,
+        seed: a.schedule.seed,
+        budget,
+        out: a.out,
+        force: a.force,
+        device: a.device,
+        argv,
+    };
+    let json = a.json;
+    if !json {
+        eprintln!("{:<40} {:>10} {:>8} {:>8}", "trial", "validation", "test", "seconds");
+    }
+    let res = search::search(&req, &mut |r: &Row| {
+        if json {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        } else {
+            let pct = |a: Option<f64>| a.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into());
+            eprintln!(
+                "{:<40} {:>10} {:>8} {:>8.1}  {}",
+                r.trial,
+                pct(r.val_accuracy),
+                pct(r.test_accuracy),
+                r.seconds,
+                r.status
+            );
+        }
+    })?;
+    let covered = res.rows.iter().filter(|r| r.status == "done").count();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "winner": res.rows[res.winner].trial, "run": res.run.path, "trials_done": covered,
+                "trials": res.rows.len(), "validation_images": res.split.0, "training_images": res.split.1,
+                "seconds": res.seconds })
+        );
+        return Ok(());
+    }
+    println!("\n{}", Table { rows: &res.rows, winner: res.winner }.markdown());
+    println!(
+        "{covered} of {} trials done in {:.0} s ({} training / {} validation images); winner `{}` → {}",
+        res.rows.len(),
+        res.seconds,
+        res.split.1,
+        res.split.0,
+        res.rows[res.winner].trial,
+        res.run.path.display()
+    );
+    Ok(())
+}
