@@ -204,6 +204,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
                 lr: 1e-3,
                 seed: cfg.pretrain_seed,
                 noise: method.noise,
+                ..PretrainConfig::default()
             },
             device: "cpu".into(),
             argv: args.to_vec(),

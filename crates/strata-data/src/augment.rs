@@ -41,6 +41,43 @@ pub fn mask<R: Rng + ?Sized>(pixels: &mut [u8], p: f64, rng: &mut R) {
     }
 }
 
+/// Rotates a square image by `quarter_turns` x 90 degrees counter-clockwise (each channel);
+/// a non-square image is rotated only by multiples of 180 degrees (odd turns count as two).
+pub fn rotate90(pixels: &[u8], shape: ImageShape, quarter_turns: u8) -> Vec<u8> {
+    let (h, w) = (shape.height, shape.width);
+    let turns = if h == w { quarter_turns % 4 } else { (quarter_turns % 4).div_ceil(2) * 2 % 4 };
+    let mut out = vec![0u8; pixels.len()];
+    for (src, dst) in pixels.chunks_exact(shape.plane().max(1)).zip(out.chunks_exact_mut(shape.plane().max(1))) {
+        for y in 0..h {
+            for x in 0..w {
+                // where source pixel (y, x) lands
+                let (ny, nx) = match turns {
+                    0 => (y, x),
+                    1 => (w - 1 - x, y),
+                    2 => (h - 1 - y, w - 1 - x),
+                    _ => (x, h - 1 - y),
+                };
+                dst[ny * w + nx] = src[y * w + x];
+            }
+        }
+    }
+    out
+}
+
+/// Adds gaussian noise of standard deviation `sigma` (in units of the full 0..=255 range),
+/// clamped back to 0..=255.
+pub fn gaussian<R: Rng + ?Sized>(pixels: &mut [u8], sigma: f64, rng: &mut R) {
+    if sigma <= 0.0 {
+        return;
+    }
+    for px in pixels.iter_mut() {
+        // Box-Muller from two uniforms, so only rand's core generator is needed
+        let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        *px = (f64::from(*px) + z * sigma * 255.0).round().clamp(0.0, 255.0) as u8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +127,34 @@ mod tests {
             assert!(x.iter().any(|&v| v != 0));
         }
         assert_eq!(random_shift(&PX, S, 0, &mut a), PX.to_vec());
+    }
+
+    #[test]
+    fn four_quarter_turns_are_the_identity_and_one_moves_the_corner() {
+        let sq = ImageShape { channels: 1, height: 3, width: 3 };
+        let img: Vec<u8> = (1..=9).collect();
+        let once = rotate90(&img, sq, 1);
+        // counter-clockwise: the top-right pixel (3) ends at the top-left
+        assert_eq!(once, vec![3, 6, 9, 2, 5, 8, 1, 4, 7]);
+        let mut back = img.clone();
+        for _ in 0..4 {
+            back = rotate90(&back, sq, 1);
+        }
+        assert_eq!(back, img);
+        assert_eq!(rotate90(&img, sq, 2), (1..=9).rev().collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn gaussian_noise_is_seeded_and_bounded() {
+        let run = |seed| {
+            let mut px = vec![128u8; 500];
+            gaussian(&mut px, 0.1, &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+            px
+        };
+        assert_eq!(run(3), run(3));
+        let px = run(3);
+        let mean = px.iter().map(|&p| f64::from(p)).sum::<f64>() / 500.0;
+        let sd = (px.iter().map(|&p| (f64::from(p) - mean).powi(2)).sum::<f64>() / 500.0).sqrt();
+        assert!((mean - 128.0).abs() < 5.0 && (sd - 25.5).abs() < 5.0, "mean {mean}, sd {sd}");
     }
 }

@@ -15,7 +15,7 @@ pub mod normalize;
 pub mod spec;
 pub mod subset;
 
-pub use augment::{mask, random_shift, shift};
+pub use augment::{gaussian, mask, random_shift, rotate90, shift};
 pub use batch::{BatchPlan, epoch_order};
 pub use dataset::{Dataset, ImageShape};
 pub use error::{DataError, Result};

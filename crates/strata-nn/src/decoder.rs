@@ -72,31 +72,38 @@ impl Decoder {
         Ok(Self { blocks })
     }
 
+    /// Applies decoder stage `i` alone (stage 0 undoes the backbone's top block); used by
+    /// greedy layer-wise training, where each block learns with its own mirror.
+    pub fn forward_stage(&self, i: usize, x: Features) -> Features {
+        let Some(b) = self.blocks.get(i) else { return x };
+        if let Some(linear) = &b.linear {
+            let y = apply_activation(linear.forward(x.flat()), b.activation);
+            match b.reshape {
+                Some([c, h, w]) => {
+                    let [n, _] = y.dims();
+                    Features::Map(y.reshape([n, c, h, w]))
+                }
+                None => Features::Flat(y),
+            }
+        } else if let Some(deconv) = &b.deconv {
+            let map = match x {
+                Features::Map(t) => t,
+                Features::Flat(t) => {
+                    let [n, f] = t.dims();
+                    t.reshape([n, f, 1, 1])
+                }
+            };
+            Features::Map(apply_activation(deconv.forward(map), b.activation))
+        } else {
+            x
+        }
+    }
+
     /// Decodes backbone features to an image batch (N x C x H x W, values in [0, 1]).
     pub fn forward(&self, code: Features) -> Tensor<4> {
         let mut x = code;
-        for b in &self.blocks {
-            x = if let Some(linear) = &b.linear {
-                let y = apply_activation(linear.forward(x.flat()), b.activation);
-                match b.reshape {
-                    Some([c, h, w]) => {
-                        let [n, _] = y.dims();
-                        Features::Map(y.reshape([n, c, h, w]))
-                    }
-                    None => Features::Flat(y),
-                }
-            } else if let Some(deconv) = &b.deconv {
-                let map = match x {
-                    Features::Map(t) => t,
-                    Features::Flat(t) => {
-                        let [n, f] = t.dims();
-                        t.reshape([n, f, 1, 1])
-                    }
-                };
-                Features::Map(apply_activation(deconv.forward(map), b.activation))
-            } else {
-                x
-            };
+        for i in 0..self.blocks.len() {
+            x = self.forward_stage(i, x);
         }
         match x {
             Features::Map(t) => t,

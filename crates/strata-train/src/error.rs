@@ -11,6 +11,9 @@ pub enum TrainError {
     /// Building or loading a network failed.
     #[error(transparent)]
     Nn(#[from] strata_nn::NnError),
+    /// Drawing an artifact failed.
+    #[error(transparent)]
+    Viz(#[from] strata_viz::VizError),
     /// A run directory already exists and would be overwritten.
     #[error("run directory {path} already exists; choose another --out, or pass --force to replace it")]
     RunExists { path: PathBuf },

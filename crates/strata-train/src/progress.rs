@@ -9,6 +9,8 @@ pub enum Event {
     Step { phase: String, step: usize, loss: f32 },
     /// A phase ended; `summary` is a one-line human summary.
     PhaseEnd { phase: String, summary: String },
+    /// Something the user should know while training goes on (e.g. a collapsing GAN).
+    Warning { phase: String, message: String },
 }
 
 /// Receives progress events.

@@ -40,8 +40,15 @@ fn input() -> InputShape {
 }
 
 fn pretrained_bytes(d: &Dataset, norm: &Normalization, device: &Device) -> Vec<u8> {
-    let cfg =
-        PretrainConfig { arch: ArchSpec::parse(ARCH).unwrap(), epochs: 2, batch: 16, lr: 1e-2, seed: 1, noise: 0.0 };
+    let cfg = PretrainConfig {
+        arch: ArchSpec::parse(ARCH).unwrap(),
+        epochs: 2,
+        batch: 16,
+        lr: 1e-2,
+        seed: 1,
+        noise: 0.0,
+        ..PretrainConfig::default()
+    };
     method_by_name("ae").unwrap().pretrain(d, norm, &cfg, device, &mut Silent, &mut |_| Ok(())).unwrap().weights
 }
 
@@ -224,26 +231,41 @@ fn every_method_lowers_its_loss_and_is_deterministic() {
             lr: 3e-3,
             seed: 4,
             noise: 0.2,
+            ..PretrainConfig::default()
         };
+        // a GAN's two losses pull against each other: the discriminator's is the one that falls
+        let key = if name == "gan" { "d_loss" } else { "loss" };
         let run = || {
-            let mut losses = Vec::new();
+            let mut lines: Vec<(String, f64)> = Vec::new();
             let out = method_by_name(name)
                 .unwrap()
                 .pretrain(&d, &norm, &cfg, &device, &mut Silent, &mut |v| {
-                    losses.push(v["loss"].as_f64().unwrap());
+                    lines.push((v["phase"].as_str().unwrap().to_string(), v[key].as_f64().unwrap()));
                     Ok(())
                 })
                 .unwrap();
-            (losses, out.weights)
+            (lines, out.weights, out.artifacts.len())
         };
-        let (losses, w1) = run();
-        assert_eq!(losses.len(), 4, "{name}: one log line per epoch");
-        assert!(losses[3] < losses[0], "{name}: loss did not go down: {losses:?}");
-        let (again, w2) = run();
-        assert_eq!(losses, again, "{name}: same seed, same losses");
+        let (lines, w1, artifacts) = run();
+        // one log line per epoch of each phase (stacked has one phase per block, then one more)
+        let mut phases: Vec<&str> = lines.iter().map(|l| l.0.as_str()).collect();
+        phases.dedup();
+        assert_eq!(lines.len(), 4 * phases.len(), "{name}: {lines:?}");
+        for phase in &phases {
+            let losses: Vec<f64> = lines.iter().filter(|l| l.0 == *phase).map(|l| l.1).collect();
+            assert!(losses[3] < losses[0], "{name} ({phase}): {key} did not go down: {losses:?}");
+        }
+        let (again, w2, _) = run();
+        assert_eq!(lines, again, "{name}: same seed, same losses");
         assert_eq!(w1, w2, "{name}: same seed, same weights");
         // whatever else the method saved, the backbone is there for stage two
         let blocks = load_backbone(w1, Path::new("mem"), &cfg.arch, input(), 2, &device).unwrap();
         assert_eq!(blocks.len(), 2);
+        let expected = match name {
+            "ae" | "dae" | "vae" | "stacked" => 1, // reconstructions
+            "gan" => 4,                            // one sample grid per epoch
+            _ => 0,
+        };
+        assert_eq!(artifacts, expected, "{name}: artifacts");
     }
 }

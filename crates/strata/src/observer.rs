@@ -50,6 +50,10 @@ impl Observer for Progress {
                 }
                 eprintln!("{phase}: {summary}");
             }
+            Event::Warning { phase, message } => match &self.bar {
+                Some(bar) => bar.println(format!("{phase}: warning: {message}")),
+                None => eprintln!("{phase}: warning: {message}"),
+            },
         }
     }
 }

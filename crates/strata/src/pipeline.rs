@@ -44,7 +44,9 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     req.cfg.validate()?;
     let (choice, device) = context::device(&req.device)?;
     let mut writer = RunWriter::create(&req.out, req.force)?;
-    let mut data = load_data(&req.data, "--data", false, Split::Train)?.unlabeled();
+    let data = load_data(&req.data, "--data", req.cfg.pairs_by_label, Split::Train)?;
+    // labels are only read as identities by a siamese run that asks for it
+    let mut data = if req.cfg.pairs_by_label { data } else { data.unlabeled() };
     if let Some(n) = req.max_images.filter(|&n| n < data.len()) {
         let order = strata_data::epoch_order(data.len(), req.cfg.seed, u64::MAX);
         let mut keep: Vec<usize> = order.into_iter().take(n).collect();
@@ -55,7 +57,15 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     req.cfg.arch.shapes(input).context("--arch")?;
     let norm = Normalization::fit(&data);
     let started = std::time::Instant::now();
-    let outcome = method.pretrain(&data, &norm, &req.cfg, &device, observer, &mut |v| writer.log(&v))?;
+    let mut curve = Vec::new();
+    let outcome = method.pretrain(&data, &norm, &req.cfg, &device, observer, &mut |v| {
+        curve.push(v.clone());
+        writer.log(&v)
+    })?;
+    for a in &outcome.artifacts {
+        writer.write_file(&a.name, &a.bytes)?;
+    }
+    writer.write_file("loss.png", &loss_curve(method.name(), &curve)?)?;
     let mut metrics = outcome.metrics;
     metrics["total_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
     let manifest = Manifest {
@@ -99,6 +109,32 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
         metrics,
     };
     Ok(writer.finish(manifest, &outcome.weights)?)
+}
+
+/// `loss.png`: every figure whose name mentions a loss, per epoch.
+fn loss_curve(method: &str, lines: &[serde_json::Value]) -> Result<Vec<u8>> {
+    let mut names: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.as_object())
+        .flat_map(|o| o.keys().filter(|k| k.contains("loss")).cloned().collect::<Vec<_>>())
+        .collect();
+    names.sort();
+    names.dedup();
+    let series = names
+        .into_iter()
+        .map(|name| strata_viz::Series {
+            points: lines.iter().filter_map(|l| Some((l["epoch"].as_f64()?, l[name.as_str()].as_f64()?))).collect(),
+            name,
+        })
+        .collect();
+    let plot = strata_viz::Plot {
+        title: format!("{method} pretraining"),
+        x_label: "epoch".into(),
+        y_label: "loss".into(),
+        series,
+        log_x: false,
+    };
+    Ok(plot.to_png()?)
 }
 
 /// Everything `strata finetune` needs.

@@ -1,6 +1,6 @@
 //! `dae`: a denoising autoencoder: reconstruct the clean image from one with pixels masked.
 
-use super::{PretrainConfig, PretrainOutcome, Pretrainer, train_autoencoder};
+use super::{NoiseKind, PretrainConfig, PretrainOutcome, Pretrainer, train_autoencoder};
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::step_rng;
@@ -15,7 +15,7 @@ impl Pretrainer for Denoising {
         "dae"
     }
     fn describe(&self) -> &'static str {
-        "denoising autoencoder: reconstruct each image from a copy with a fraction of its pixels zeroed"
+        "denoising autoencoder: reconstruct each image from a corrupted copy (--noise-kind mask: pixels zeroed; gaussian: noise added)"
     }
     fn pretrain(
         &self,
@@ -30,7 +30,10 @@ impl Pretrainer for Denoising {
         train_autoencoder(self.name(), data, norm, cfg, device, observer, log, |step, mut rows| {
             let mut rng = step_rng(cfg.seed, 0x6461_6500, step);
             for row in &mut rows {
-                augment::mask(row, level, &mut rng);
+                match cfg.noise_kind {
+                    NoiseKind::Mask => augment::mask(row, level, &mut rng),
+                    NoiseKind::Gaussian => augment::gaussian(row, level, &mut rng),
+                }
             }
             rows
         })

@@ -1,8 +1,14 @@
 //! Pretraining methods: each one file behind [`Pretrainer`], registered in [`registry`].
 
 mod ae;
+pub mod artifacts;
 mod dae;
+mod epochs;
+pub mod gan;
+pub mod rotation;
 mod siamese;
+pub mod stacked;
+pub mod vae;
 
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
@@ -24,8 +30,53 @@ pub struct PretrainConfig {
     pub lr: f64,
     /// seed of initialisation, data order and noise
     pub seed: u64,
-    /// corruption level: fraction of pixels masked by `dae`, at most that fraction by `siamese`
+    /// corruption level: fraction of pixels masked by `dae` (or the gaussian sigma, in units
+    /// of the pixel range), at most that fraction masked by `siamese`
     pub noise: f32,
+    /// the kind of corruption `dae` applies
+    #[serde(default)]
+    pub noise_kind: NoiseKind,
+    /// `siamese` with identity labels: images with the same label are twins
+    #[serde(default)]
+    pub pairs_by_label: bool,
+}
+
+/// Corruption of a denoising autoencoder's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NoiseKind {
+    /// zero each pixel with probability `noise`
+    #[default]
+    Mask,
+    /// add gaussian noise of standard deviation `noise` x 255
+    Gaussian,
+}
+
+impl std::str::FromStr for NoiseKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "mask" => Ok(Self::Mask),
+            "gaussian" => Ok(Self::Gaussian),
+            _ => Err(format!("unknown noise `{s}`; use mask or gaussian")),
+        }
+    }
+}
+
+impl Default for PretrainConfig {
+    /// The defaults of `strata pretrain`.
+    fn default() -> Self {
+        Self {
+            arch: ArchSpec::reference(),
+            epochs: 10,
+            batch: 64,
+            lr: 1e-3,
+            seed: 0,
+            noise: 0.25,
+            noise_kind: NoiseKind::Mask,
+            pairs_by_label: false,
+        }
+    }
 }
 
 impl PretrainConfig {
@@ -48,6 +99,8 @@ pub struct PretrainOutcome {
     pub weights: Vec<u8>,
     /// final figures (loss, seconds, throughput) for the manifest
     pub metrics: serde_json::Value,
+    /// pictures for the run directory (reconstructions, samples)
+    pub artifacts: Vec<artifacts::Artifact>,
 }
 
 /// One pretraining method.
@@ -70,7 +123,15 @@ pub trait Pretrainer {
 
 /// Every method strata knows; adding one means adding its file and one line here.
 pub fn registry() -> Vec<Box<dyn Pretrainer>> {
-    vec![Box::new(ae::Autoencoding), Box::new(dae::Denoising), Box::new(siamese::Siamese)]
+    vec![
+        Box::new(ae::Autoencoding),
+        Box::new(dae::Denoising),
+        Box::new(vae::Variational),
+        Box::new(stacked::Stacked),
+        Box::new(gan::Gan),
+        Box::new(rotation::Rotation),
+        Box::new(siamese::Siamese),
+    ]
 }
 
 /// Names of all methods.

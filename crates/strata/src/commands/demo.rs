@@ -63,6 +63,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             lr: 1e-3,
             seed: a.schedule.seed,
             noise: a.noise,
+            ..PretrainConfig::default()
         },
         device: a.device.clone(),
         argv: argv.clone(),

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_nn::spec::REF_CAE;
 use strata_train::PretrainConfig;
+use strata_train::methods::NoiseKind;
 
 /// Flags of `strata pretrain`.
 #[derive(Debug, clap::Args)]
@@ -16,7 +17,7 @@ pub struct Args {
     #[arg(long)]
     pub data: String,
     /// Pretraining method.
-    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(["ae", "dae", "siamese"]))]
+    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(strata_train::method_names()))]
     pub method: String,
     /// Run directory to create.
     #[arg(long)]
@@ -36,9 +37,17 @@ pub struct Args {
     /// Seed of initialisation, data order and noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Masking noise: the fraction of pixels `dae` zeroes, the most `siamese` zeroes per view.
+    /// Noise level: the fraction of pixels `dae` zeroes (or its gaussian sigma, as a share of
+    /// the pixel range), the most `siamese` zeroes per view.
     #[arg(long, default_value_t = 0.25)]
     pub noise: f32,
+    /// `dae` corruption: mask (zero pixels) or gaussian (add noise).
+    #[arg(long, default_value = "mask")]
+    pub noise_kind: NoiseKind,
+    /// `siamese` on identity-labeled data: two images with the same label are twins
+    /// (e.g. many people with a few photos each).
+    #[arg(long)]
+    pub pairs_by_label: bool,
     /// Use a seeded sample of at most this many images.
     #[arg(long)]
     pub max_images: Option<usize>,
@@ -61,7 +70,16 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         out: a.out,
         force: a.force,
         max_images: a.max_images,
-        cfg: PretrainConfig { arch: a.arch, epochs: a.epochs, batch: a.batch, lr: a.lr, seed: a.seed, noise: a.noise },
+        cfg: PretrainConfig {
+            arch: a.arch,
+            epochs: a.epochs,
+            batch: a.batch,
+            lr: a.lr,
+            seed: a.seed,
+            noise: a.noise,
+            noise_kind: a.noise_kind,
+            pairs_by_label: a.pairs_by_label,
+        },
         device: a.device,
         argv,
     };

@@ -1,0 +1,170 @@
+//! `stacked`: greedy layer-wise pretraining, the 2006 recipe. Block 0 learns as a shallow
+//! autoencoder of the images; then, with block 0 frozen, block 1 learns as a shallow
+//! autoencoder of block 0's codes; and so on up the stack. A last stage fine-tunes the whole
+//! stack end to end as one autoencoder. Every stage runs `--epochs` passes.
+
+use super::artifacts::reconstructions;
+use super::epochs::{Figures, Objective, run_epochs};
+use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use crate::batch::Batcher;
+use crate::error::Result;
+use crate::progress::Observer;
+use crate::step::{checked_loss, mse};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use strata_data::{Dataset, Normalization};
+use strata_nn::block::forward_stack;
+use strata_nn::{Autoencoder, Features, try_seeded, weights};
+
+/// Greedy layer-wise autoencoder pretraining.
+pub struct Stacked;
+
+/// Which part of the stack a stage trains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Stage {
+    /// backbone block `i` and its mirror, on the frozen lower blocks' codes
+    Block(usize),
+    /// everything, end to end
+    Whole,
+}
+
+/// Freezes everything a stage does not train.
+pub(crate) fn prepare(model: Autoencoder, stage: Stage) -> Autoencoder {
+    let n = model.backbone.len();
+    let Autoencoder { backbone, decoder } = model;
+    let train = |i: usize| match stage {
+        Stage::Block(b) => i == b,
+        Stage::Whole => true,
+    };
+    let backbone =
+        backbone.into_iter().enumerate().map(|(i, b)| if train(i) { b.unfreeze() } else { b.freeze() }).collect();
+    let mut decoder = decoder;
+    // decoder stage j mirrors backbone block n - 1 - j
+    decoder.blocks = decoder
+        .blocks
+        .into_iter()
+        .enumerate()
+        .map(|(j, d)| if train(n - 1 - j) { d.unfreeze() } else { d.freeze() })
+        .collect();
+    Autoencoder { backbone, decoder }
+}
+
+struct LayerWise<'a> {
+    model: Option<Autoencoder>,
+    optim: ModuleOptimizer,
+    batcher: Batcher<'a>,
+    device: Device,
+    stage: Stage,
+    lr: f64,
+}
+
+impl Objective for LayerWise<'_> {
+    fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
+        let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
+        let x = self.batcher.inputs(idx, &self.device);
+        let loss = match self.stage {
+            Stage::Whole => mse(model.forward(x), self.batcher.targets(idx, &self.device)),
+            Stage::Block(i) => {
+                let n = model.backbone.len();
+                // the frozen blocks below give the codes this block learns to reconstruct
+                let below = forward_stack(&model.backbone[..i], Features::Map(x));
+                let code = model.backbone[i].forward(below.clone());
+                let out = model.decoder.forward_stage(n - 1 - i, code).flat();
+                // the first block reconstructs pixels in [0, 1] (its mirror ends in a sigmoid)
+                let target: Tensor<2> =
+                    if i == 0 { self.batcher.targets(idx, &self.device).flatten(1, 3) } else { below.flat() };
+                (out - target).powi_scalar(2).mean()
+            }
+        };
+        let value = checked_loss(&loss, "stacked", step)?;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        self.model = Some(self.optim.step(self.lr, model, grads));
+        Ok(vec![("loss", f64::from(value))])
+    }
+}
+
+impl Pretrainer for Stacked {
+    fn name(&self) -> &'static str {
+        "stacked"
+    }
+    fn describe(&self) -> &'static str {
+        "greedy layer-wise: one shallow autoencoder per block on the codes of the frozen blocks below, then the stack end to end"
+    }
+    fn pretrain(
+        &self,
+        data: &Dataset,
+        norm: &Normalization,
+        cfg: &PretrainConfig,
+        device: &Device,
+        observer: &mut dyn Observer,
+        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
+    ) -> Result<PretrainOutcome> {
+        cfg.validate()?;
+        let batcher = Batcher::new(data, norm);
+        let input = batcher.input_shape();
+        let ad = device.clone().autodiff();
+        let mut model = try_seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.arch, input, &ad))?;
+        let mut stages: Vec<Stage> = (0..cfg.arch.blocks.len()).map(Stage::Block).collect();
+        stages.push(Stage::Whole);
+        let mut metrics = serde_json::json!({});
+        let mut step_offset = 0;
+        let mut seconds = 0.0;
+        for stage in stages {
+            let name = match stage {
+                Stage::Block(i) => format!("stacked-block-{i}"),
+                Stage::Whole => "stacked-end-to-end".into(),
+            };
+            // a fresh optimiser per stage: each trains other parameters
+            let mut objective = LayerWise {
+                model: Some(prepare(model, stage)),
+                optim: AdamConfig::new().init(),
+                batcher: Batcher::new(data, norm),
+                device: ad.clone(),
+                stage,
+                lr: cfg.lr,
+            };
+            let offset = step_offset;
+            let summary = run_epochs(&name, cfg, data.len(), 1, &mut objective, observer, &mut |mut line| {
+                // one step count across stages, so the loss curve reads left to right
+                line["step"] = serde_json::json!(line["step"].as_u64().unwrap_or(0) + offset as u64);
+                log(line)
+            })?;
+            step_offset += summary.steps;
+            seconds += summary.seconds;
+            metrics[format!("{name}_loss")] = serde_json::json!(summary.last.get("loss"));
+            let Some(m) = objective.model else { unreachable!("the model is put back after every step") };
+            model = m;
+        }
+        metrics["final_loss"] = metrics["stacked-end-to-end_loss"].clone();
+        metrics["steps"] = serde_json::json!(step_offset);
+        metrics["seconds"] = serde_json::json!(seconds);
+        metrics["images_per_s"] = serde_json::json!((step_offset * cfg.batch) as f64 / f64::max(seconds, 1e-9));
+        let model = model.valid();
+        let grid = reconstructions(data, norm, device, |x| model.forward(x))?;
+        Ok(PretrainOutcome { weights: weights::to_bytes(&model)?, metrics, artifacts: vec![grid] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_nn::{ArchSpec, InputShape, seeded};
+
+    #[test]
+    fn a_block_stage_trains_only_that_block_and_its_mirror() {
+        let device = Device::default().autodiff();
+        let arch = ArchSpec::parse("conv4-pool,dense8").unwrap();
+        let input = InputShape { channels: 1, height: 8, width: 8 };
+        let model = seeded(&device, 1, || Autoencoder::new(&arch, input, &device).unwrap());
+        let model = prepare(model, Stage::Block(1));
+        let b0 = model.backbone[0].conv.as_ref().unwrap().weight.val().is_require_grad();
+        let b1 = model.backbone[1].linear.as_ref().unwrap().weight.val().is_require_grad();
+        // decoder stage 0 mirrors block 1 (dense), stage 1 mirrors block 0 (conv)
+        let d0 = model.decoder.blocks[0].linear.as_ref().unwrap().weight.val().is_require_grad();
+        let d1 = model.decoder.blocks[1].deconv.as_ref().unwrap().weight.val().is_require_grad();
+        assert!(!b0 && b1 && d0 && !d1, "b0 {b0} b1 {b1} d0 {d0} d1 {d1}");
+        let whole = prepare(model, Stage::Whole);
+        assert!(whole.backbone[0].conv.as_ref().unwrap().weight.val().is_require_grad());
+    }
+}
