@@ -2,7 +2,7 @@
 
 use super::artifacts::reconstructions;
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
 use crate::progress::Observer;
@@ -10,7 +10,7 @@ use crate::step::{checked_loss, mse};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use strata_data::{Dataset, Normalization};
+use strata_data::Dataset;
 use strata_nn::{Autoencoder, try_seeded, weights};
 
 /// Plain autoencoder pretraining.
@@ -23,16 +23,8 @@ impl Pretrainer for Autoencoding {
     fn describe(&self) -> &'static str {
         "convolutional autoencoder: reconstruct each image through the backbone's code"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        train_autoencoder(self.name(), data, norm, cfg, device, observer, log, |_, rows| rows)
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        train_autoencoder(self.name(), job, observer, log, |_, rows| rows)
     }
 }
 
@@ -65,18 +57,14 @@ impl<C: FnMut(u64, Vec<Vec<u8>>) -> Vec<Vec<u8>>> Objective for Reconstruct<'_, 
 
 /// The autoencoder loop shared by `ae` and `dae`: `corrupt` may alter the input pixels of a
 /// batch (the target stays the clean image).
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn train_autoencoder(
     phase: &str,
-    data: &Dataset,
-    norm: &Normalization,
-    cfg: &PretrainConfig,
-    device: &Device,
+    job: &Job,
     observer: &mut dyn Observer,
-    log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
+    log: &mut Log,
     corrupt: impl FnMut(u64, Vec<Vec<u8>>) -> Vec<Vec<u8>>,
 ) -> Result<PretrainOutcome> {
-    cfg.validate()?;
+    let Job { data, norm, cfg, device } = *job;
     let batcher = Batcher::new(data, norm);
     let input = batcher.input_shape();
     let ad = device.clone().autodiff();

@@ -6,7 +6,7 @@
 
 use super::artifacts::{Artifact, to_pixels};
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
 use crate::progress::Observer;
@@ -219,16 +219,8 @@ impl Pretrainer for Gan {
     fn describe(&self) -> &'static str {
         "GAN: a discriminator built from the backbone learns real from generated images; its blocks are reused"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        cfg.validate()?;
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        let Job { data, norm, cfg, device } = *job;
         let input = Batcher::new(data, norm).input_shape();
         let out = cfg.arch.output_shape(input)?;
         let ad = device.clone().autodiff();

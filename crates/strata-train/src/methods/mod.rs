@@ -103,13 +103,32 @@ pub struct PretrainOutcome {
     pub artifacts: Vec<artifacts::Artifact>,
 }
 
+/// What a pretraining method trains on, and how.
+#[derive(Clone, Copy)]
+pub struct Job<'a> {
+    /// the unlabeled images (labels only read as identities by `siamese --pairs-by-label`)
+    pub data: &'a Dataset,
+    /// input normalisation, fitted on `data`
+    pub norm: &'a Normalization,
+    /// settings, already validated
+    pub cfg: &'a PretrainConfig,
+    /// compute device (without autodiff)
+    pub device: &'a Device,
+}
+
+/// Receives one JSON object per epoch (the run's `metrics.jsonl`).
+pub type Log<'a> = dyn FnMut(serde_json::Value) -> Result<()> + 'a;
+
 /// One pretraining method.
 pub trait Pretrainer {
     /// Name used with `--method`.
     fn name(&self) -> &'static str;
     /// One-line description for `--help` and the manifest.
     fn describe(&self) -> &'static str;
-    /// Trains on `data` (labels ignored); `log` receives one JSON object per epoch.
+    /// Trains on the job; implemented by each method.
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome>;
+
+    /// Checks the settings, then trains on `data`.
     fn pretrain(
         &self,
         data: &Dataset,
@@ -117,8 +136,11 @@ pub trait Pretrainer {
         cfg: &PretrainConfig,
         device: &Device,
         observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome>;
+        log: &mut Log,
+    ) -> Result<PretrainOutcome> {
+        cfg.validate()?;
+        self.train(&Job { data, norm, cfg, device }, observer, log)
+    }
 }
 
 /// Every method strata knows; adding one means adding its file and one line here.

@@ -3,7 +3,7 @@
 //! of the objects, which is what the backbone learns.
 
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
@@ -13,7 +13,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
-use strata_data::{Dataset, Normalization, augment};
+use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
 use strata_nn::{Block, FeatureShape, Features, seeded, weights};
 
@@ -72,16 +72,8 @@ impl Pretrainer for Rotation {
     fn describe(&self) -> &'static str {
         "rotation prediction: tell by how many quarter turns each image was rotated"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        cfg.validate()?;
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        let Job { data, norm, cfg, device } = *job;
         if data.shape.height != data.shape.width {
             return Err(TrainError::config(
                 "--method rotation",

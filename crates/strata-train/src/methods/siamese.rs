@@ -5,7 +5,7 @@
 //! negatives per step, which is what makes the tower's features discriminative.
 
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
@@ -16,7 +16,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use strata_data::{Dataset, Normalization, augment};
+use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
 use strata_nn::{Block, FeatureShape, Features, seeded, weights};
 
@@ -141,16 +141,8 @@ impl Pretrainer for Siamese {
     fn describe(&self) -> &'static str {
         "siamese twins: tell two augmentations of one image from two different images"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        cfg.validate()?;
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        let Job { data, norm, cfg, device } = *job;
         if data.len() < 2 {
             return Err(TrainError::config(
                 "--data",

@@ -5,7 +5,7 @@
 
 use super::artifacts::reconstructions;
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
 use crate::progress::Observer;
@@ -13,7 +13,6 @@ use crate::step::{checked_loss, mse};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
-use strata_data::{Dataset, Normalization};
 use strata_nn::block::forward_stack;
 use strata_nn::{Autoencoder, Features, try_seeded, weights};
 
@@ -91,16 +90,8 @@ impl Pretrainer for Stacked {
     fn describe(&self) -> &'static str {
         "greedy layer-wise: one shallow autoencoder per block on the codes of the frozen blocks below, then the stack end to end"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        cfg.validate()?;
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        let Job { data, norm, cfg, device } = *job;
         let batcher = Batcher::new(data, norm);
         let input = batcher.input_shape();
         let ad = device.clone().autodiff();

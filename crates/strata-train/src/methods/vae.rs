@@ -5,7 +5,7 @@
 
 use super::artifacts::reconstructions;
 use super::epochs::{Figures, Objective, run_epochs};
-use super::{PretrainConfig, PretrainOutcome, Pretrainer};
+use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
 use crate::progress::Observer;
@@ -15,7 +15,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use strata_data::{Dataset, Normalization};
 use strata_nn::block::{build_stack, forward_stack};
 use strata_nn::{Block, Decoder, FeatureShape, Features, try_seeded, weights};
 
@@ -104,16 +103,8 @@ impl Pretrainer for Variational {
     fn describe(&self) -> &'static str {
         "variational autoencoder: encode to a Gaussian latent code, decode a sample of it; the encoder's mean path is reused"
     }
-    fn pretrain(
-        &self,
-        data: &Dataset,
-        norm: &Normalization,
-        cfg: &PretrainConfig,
-        device: &Device,
-        observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
-    ) -> Result<PretrainOutcome> {
-        cfg.validate()?;
+    fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
+        let Job { data, norm, cfg, device } = *job;
         let batcher = Batcher::new(data, norm);
         let input = batcher.input_shape();
         let out = cfg.arch.output_shape(input)?;

@@ -1,8 +1,9 @@
-//! The headline experiment: pretrain each method once on the unlabeled pool, then for each
-//! label count and seed fine-tune its backbone, and train the same classifier from scratch on
-//! the same labels; write a table (Markdown and CSV) of mean ± std test accuracies.
+//! Label efficiency: pretrain each method once on the unlabeled pool, then for each label
+//! count and seed fine-tune its backbone, and train the same classifier from scratch on the
+//! same labels; write a table (Markdown and CSV, mean ± std test accuracy) and a plot of
+//! accuracy against the number of labels, one line per method.
 //!
-//! `cargo run --release --example mnist_gain -- examples/mnist_gain/config.toml [--force]`
+//! `cargo run --release --example label_efficiency -- examples/label_efficiency/config.toml [--force]`
 //!
 //! Stage one does not depend on the labels: an existing `OUT/pretrain-METHOD` run whose
 //! manifest matches the config is reused (as the PyTorch peer's `--ae-cache` does), so the
@@ -10,13 +11,16 @@
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest, Recipe};
 use strata_nn::ArchSpec;
 use strata_train::PretrainConfig;
 use strata_train::Surgery;
+use strata_train::methods::NoiseKind;
 use strata_train::progress::Silent;
+use strata_viz::{Plot, Series};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +40,8 @@ struct Method {
     name: String,
     epochs: usize,
     noise: f32,
+    #[serde(default)]
+    noise_kind: NoiseKind,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,23 +65,35 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
+/// Mean ± std of one (method, label count) cell over the seeds.
+struct Cell {
+    frozen: (f64, f64),
+    finetuned: (f64, f64),
+}
+
+fn pct((m, sd): (f64, f64)) -> String {
+    format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * sd)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).context("usage: mnist_gain CONFIG.toml [--force]")?;
+    let path = args.get(1).context("usage: label_efficiency CONFIG.toml [--force]")?;
     let force = args.iter().any(|a| a == "--force");
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
     let t0 = std::time::Instant::now();
     let s = &cfg.schedule;
-    let mut csv = String::from("method,labels_per_class,seed,frozen,finetuned,scratch,finetune_s,scratch_s\n");
-    let mut md = String::new();
+    let mut csv = String::from("method,labels,seed,frozen,finetuned,scratch,finetune_s,scratch_s\n");
     // the scratch baseline does not depend on the method: train it once per (labels, seed)
-    let mut scratch_cache: std::collections::BTreeMap<(usize, u64), (f64, f64)> = Default::default();
+    let mut scratch: BTreeMap<(usize, u64), (f64, f64)> = BTreeMap::new();
+    let mut table: Vec<(String, f64, Vec<Cell>)> = Vec::new();
+    let mut pool = 0;
     for method in &cfg.methods {
         let pre = pretrained(&cfg, method, force, &args)?;
-        let mut rows = Vec::new();
+        pool = pre.manifest.data.images;
+        let mut cells = Vec::new();
         for &n in &cfg.labels_per_class {
-            let (mut fr, mut ft, mut sc) = (vec![], vec![], vec![]);
+            let (mut fr, mut ft) = (vec![], vec![]);
             for &seed in &cfg.seeds {
                 let base = FinetuneRequest {
                     from: Some(pre.path.clone()),
@@ -104,15 +122,15 @@ fn main() -> Result<()> {
                 let t = std::time::Instant::now();
                 let f = pipeline::finetune(&base, &mut Silent)?;
                 let f_s = t.elapsed().as_secs_f64();
-                let (ca, c_s) = match scratch_cache.get(&(n, seed)) {
+                let (ca, c_s) = match scratch.get(&(n, seed)) {
                     Some(v) => *v,
                     None => {
-                        let scratch =
+                        let req =
                             FinetuneRequest { from: None, out: cfg.out.join(format!("scratch-{n}-s{seed}")), ..base };
                         let t = std::time::Instant::now();
-                        let c = pipeline::finetune(&scratch, &mut Silent)?;
+                        let c = pipeline::finetune(&req, &mut Silent)?;
                         let v = (c.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN), t.elapsed().as_secs_f64());
-                        scratch_cache.insert((n, seed), v);
+                        scratch.insert((n, seed), v);
                         v
                     }
                 };
@@ -120,46 +138,74 @@ fn main() -> Result<()> {
                     f.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
                 let fa = f.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
                 eprintln!(
-                    "{} labels/class {n} seed {seed}: frozen {frozen:.4} finetuned {fa:.4} scratch {ca:.4}",
+                    "{} labels/class {n} seed {seed}: frozen {frozen:.4} fine-tuned {fa:.4} scratch {ca:.4}",
                     method.name
                 );
-                let _ = writeln!(csv, "{},{n},{seed},{frozen:.4},{fa:.4},{ca:.4},{f_s:.1},{c_s:.1}", method.name);
+                let _ =
+                    writeln!(csv, "{},{},{seed},{frozen:.4},{fa:.4},{ca:.4},{f_s:.1},{c_s:.1}", method.name, n * 10);
                 fr.push(frozen);
                 ft.push(fa);
-                sc.push(ca);
             }
-            rows.push((n, mean_std(&fr), mean_std(&ft), mean_std(&sc)));
+            cells.push(Cell { frozen: mean_std(&fr), finetuned: mean_std(&ft) });
         }
         let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
-        let _ = writeln!(
-            md,
-            "\n**{}** ({} epochs on {} unlabeled images, {:.0} s)\n\n| labels | pretrained, frozen | pretrained, fine-tuned | scratch | gain (points) |\n|---:|---:|---:|---:|---:|",
-            method.name, method.epochs, pre.manifest.data.images, secs
-        );
-        for (n, fr, ft, sc) in &rows {
-            let _ = writeln!(
-                md,
-                "| {} | {:.1} ± {:.1} % | {:.1} ± {:.1} % | {:.1} ± {:.1} % | {:+.1} |",
-                n * 10,
-                100.0 * fr.0,
-                100.0 * fr.1,
-                100.0 * ft.0,
-                100.0 * ft.1,
-                100.0 * sc.0,
-                100.0 * sc.1,
-                100.0 * (ft.0 - sc.0)
-            );
-        }
+        table.push((format!("{} ({} epochs)", method.name, method.epochs), secs, cells));
     }
-    let head = format!(
-        "MNIST test set (10 000 images), REF-CAE backbone, reuse {} blocks, {} frozen + {} unfrozen steps (top {} block(s) at lr x {}), seeds {:?}\n",
-        s.reuse, s.frozen_steps, s.unfreeze_steps, s.unfreeze_top, s.lr_mult, cfg.seeds
+    let scratch_cells: Vec<(f64, f64)> = cfg
+        .labels_per_class
+        .iter()
+        .map(|&n| {
+            mean_std(&cfg.seeds.iter().filter_map(|&seed| scratch.get(&(n, seed)).map(|v| v.0)).collect::<Vec<_>>())
+        })
+        .collect();
+
+    let mut md = format!(
+        "MNIST test set (10 000 images), REF-CAE backbone pretrained on the {} unlabeled training images; \
+         reuse {} blocks, {} frozen + {} unfrozen steps (top {} block(s) at lr x {}); seeds {:?}; mean ± std test accuracy\n\n",
+        pool, s.reuse, s.frozen_steps, s.unfreeze_steps, s.unfreeze_top, s.lr_mult, cfg.seeds
     );
-    let md = format!("{head}{md}\ntotal {:.0} s\n", t0.elapsed().as_secs_f64());
+    md.push_str("| method | pretraining |");
+    for &n in &cfg.labels_per_class {
+        let _ = write!(md, " {} labels: frozen | fine-tuned | gain |", n * 10);
+    }
+    md.push_str("\n|---|---:|");
+    md.push_str(&"---:|---:|---:|".repeat(cfg.labels_per_class.len()));
+    md.push('\n');
+    let _ = write!(md, "| scratch (same labels, same steps) | - |");
+    for sc in &scratch_cells {
+        let _ = write!(md, " - | {} | - |", pct(*sc));
+    }
+    md.push('\n');
+    for (name, secs, cells) in &table {
+        let _ = write!(md, "| {name} | {secs:.0} s |");
+        for (c, sc) in cells.iter().zip(&scratch_cells) {
+            let _ = write!(md, " {} | {} | {:+.1} |", pct(c.frozen), pct(c.finetuned), 100.0 * (c.finetuned.0 - sc.0));
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "\ntotal {:.0} s", t0.elapsed().as_secs_f64());
+    let labels: Vec<f64> = cfg.labels_per_class.iter().map(|&n| (n * 10) as f64).collect();
+    let mut series = vec![Series {
+        name: "scratch".into(),
+        points: labels.iter().zip(&scratch_cells).map(|(&x, c)| (x, 100.0 * c.0)).collect(),
+    }];
+    series.extend(table.iter().map(|(name, _, cells)| Series {
+        name: name.split(' ').next().unwrap_or(name).to_string(),
+        points: labels.iter().zip(cells).map(|(&x, c)| (x, 100.0 * c.finetuned.0)).collect(),
+    }));
+    let plot = Plot {
+        title: "MNIST test accuracy vs labels".into(),
+        x_label: "labeled images (log scale)".into(),
+        y_label: "accuracy %".into(),
+        series,
+        log_x: true,
+    };
     std::fs::create_dir_all(&cfg.out)?;
     std::fs::write(cfg.out.join("results.md"), &md)?;
     std::fs::write(cfg.out.join("results.csv"), &csv)?;
+    std::fs::write(cfg.out.join("accuracy.png"), plot.to_png()?)?;
     print!("{md}");
+    eprintln!("wrote {}/results.md, results.csv and accuracy.png", cfg.out.display());
     Ok(())
 }
 
@@ -204,6 +250,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
                 lr: 1e-3,
                 seed: cfg.pretrain_seed,
                 noise: method.noise,
+                noise_kind: method.noise_kind,
                 ..PretrainConfig::default()
             },
             device: "cpu".into(),
