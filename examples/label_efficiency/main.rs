@@ -99,6 +99,7 @@ fn main() -> Result<()> {
                     from: Some(pre.path.clone()),
                     train: format!("{}:train", cfg.data),
                     test: Some(format!("{}:test", cfg.data)),
+                    classes: None,
                     labels: LabelSubset::PerClass(n),
                     arch: ArchSpec::reference(),
                     recipe: Recipe {
@@ -118,6 +119,7 @@ fn main() -> Result<()> {
                     force: true,
                     device: "cpu".into(),
                     argv: args.clone(),
+                    kind: None,
                 };
                 let t = std::time::Instant::now();
                 let f = pipeline::finetune(&base, &mut Silent)?;

@@ -242,6 +242,16 @@ pub enum DataError {
         requested: usize,
     },
 
+    /// A class list (`--classes`) names classes the data does not have.
+    #[error("--classes {spec}: {reason}; the data's classes are {available}")]
+    BadClasses {
+        /// The list given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+        /// The class names available, comma-separated.
+        available: String,
+    },
     /// A fraction argument is outside its allowed range.
     #[error("{name} = {value} is out of range: {allowed}")]
     BadFraction {

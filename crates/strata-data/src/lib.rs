@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod batch;
+pub mod classes;
 pub mod convert;
 pub mod dataset;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod subset;
 
 pub use augment::{gaussian, mask, random_shift, rotate90, shift};
 pub use batch::{BatchPlan, epoch_order};
+pub use classes::parse_classes;
 pub use dataset::{Dataset, ImageShape};
 pub use error::{DataError, Result};
 pub use formats::cifar::write_cifar10_batch;

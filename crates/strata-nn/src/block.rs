@@ -118,6 +118,14 @@ pub fn apply_activation<const D: usize>(x: Tensor<D>, a: Activation) -> Tensor<D
     }
 }
 
+/// A backbone on its own (an import without a head, the reused part of any run); its tensors
+/// are named `backbone.N.*` like every other model's.
+#[derive(Module, Debug)]
+pub struct Backbone {
+    /// the blocks, lowest first
+    pub backbone: Vec<Block>,
+}
+
 /// Builds the blocks of `spec` for `input`, lowest first.
 pub fn build_stack(blocks: &[BlockSpec], input: FeatureShape, device: &Device) -> Vec<Block> {
     let mut cur = input;

@@ -7,11 +7,12 @@ pub mod classifier;
 pub mod decoder;
 pub mod error;
 pub mod init;
+pub mod interop;
 pub mod spec;
 pub mod weights;
 
 pub use autoencoder::Autoencoder;
-pub use block::{Block, Features};
+pub use block::{Backbone, Block, Features};
 pub use classifier::{Classifier, HeadSpec};
 pub use decoder::Decoder;
 pub use error::{NnError, Result};

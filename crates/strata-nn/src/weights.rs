@@ -52,10 +52,22 @@ pub fn load_bytes<M: Module>(module: M, bytes: Vec<u8>, path: &Path) -> Result<M
 /// Like [`load_bytes`], but tensors of the file for which `ignore` is true may go unused
 /// (the decoder of an autoencoder when only its backbone is wanted).
 pub fn load_bytes_ignoring<M: Module>(
+    module: M,
+    bytes: Vec<u8>,
+    path: &Path,
+    ignore: impl Fn(&str) -> bool,
+) -> Result<M> {
+    load_bytes_partial(module, bytes, path, ignore, |_| false)
+}
+
+/// Like [`load_bytes_ignoring`], and tensors of the module for which `may_miss` is true may be
+/// absent from the file: they keep their initial values (an import's `--reinit` layers).
+pub fn load_bytes_partial<M: Module>(
     mut module: M,
     bytes: Vec<u8>,
     path: &Path,
     ignore: impl Fn(&str) -> bool,
+    may_miss: impl Fn(&str) -> bool,
 ) -> Result<M> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).allow_partial(true).validate(false);
     let res =
@@ -64,11 +76,9 @@ pub fn load_bytes_ignoring<M: Module>(
         let details = res.errors.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join("; ");
         return Err(NnError::WrongShapes { path: path.into(), details });
     }
-    if !res.missing.is_empty() {
-        return Err(NnError::MissingTensors {
-            path: path.into(),
-            missing: res.missing.into_iter().map(|(p, _)| p).collect(),
-        });
+    let missing: Vec<String> = res.missing.into_iter().map(|(p, _)| p).filter(|p| !may_miss(p)).collect();
+    if !missing.is_empty() {
+        return Err(NnError::MissingTensors { path: path.into(), missing });
     }
     let unused: Vec<&String> = res.unused.iter().filter(|n| !ignore(n)).collect();
     if !unused.is_empty() {

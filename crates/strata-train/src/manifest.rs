@@ -18,6 +18,10 @@ pub enum RunKind {
     Finetune,
     /// the same classifier from random initialisation
     Scratch,
+    /// plain supervised training (`strata train`): a source network to reuse
+    Train,
+    /// weights trained elsewhere (`strata import`)
+    Import,
 }
 
 /// Which data the run used.

@@ -1,17 +1,10 @@
 //! Taking the lower blocks of a parent run's backbone.
 
 use crate::error::Result;
-use burn::module::Module;
 use burn::tensor::Device;
 use std::path::Path;
 use strata_nn::block::build_stack;
-use strata_nn::{ArchSpec, Block, FeatureShape, InputShape, seeded, weights};
-
-/// Only the backbone of a saved model; the method's own parts (decoder, head) are ignored.
-#[derive(Module, Debug)]
-struct BackboneOnly {
-    backbone: Vec<Block>,
-}
+use strata_nn::{ArchSpec, Backbone, Block, FeatureShape, InputShape, seeded, weights};
 
 /// Loads the backbone `arch` from safetensors `bytes` (read from `path`) and keeps its lower
 /// `k` blocks. Every backbone tensor must be in the file with the declared shape.
@@ -27,7 +20,7 @@ pub fn load_backbone(
     let first = FeatureShape::Map(input.channels, input.height, input.width);
     // the initial values are overwritten by the file; the lock keeps these draws from
     // interleaving with a seeded construction on another thread
-    let fresh = seeded(device, 0, || BackboneOnly { backbone: build_stack(&arch.blocks, first, device) });
+    let fresh = seeded(device, 0, || Backbone { backbone: build_stack(&arch.blocks, first, device) });
     // a backbone tensor the architecture lacks means the file is for a deeper backbone
     let loaded = weights::load_bytes_ignoring(fresh, bytes, path, |name| !name.starts_with("backbone."))?;
     let mut blocks = loaded.backbone;

@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Stage one: pretrain a backbone on unlabeled images.
     Pretrain(commands::pretrain::Args),
+    /// Plain supervised training of a backbone + head (a source network for `finetune --from`).
+    Train(commands::train::Args),
     /// Stage two: reuse the lower blocks of a run under a new head and fine-tune on labels.
     Finetune(commands::finetune::Args),
     /// Walk the reuse strategy (depth, freezing, drop/replace/add) on a validation split; keep the best.
@@ -30,6 +32,10 @@ pub enum Command {
     Evaluate(commands::evaluate::Args),
     /// Predict the class of each image of a folder or dataset (CSV on stdout).
     Predict(commands::predict::Args),
+    /// Build a run from weights trained elsewhere (safetensors, PyTorch names), with a match report.
+    Import(commands::import::Args),
+    /// Write a run's weights as safetensors, optionally with PyTorch names and layouts.
+    Export(commands::export::Args),
     /// Show a run's manifest and layer table.
     Inspect(commands::inspect::Args),
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
@@ -43,11 +49,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let argv: Vec<String> = std::env::args().collect();
     match cli.command {
         Command::Pretrain(a) => commands::pretrain::run(a, argv),
+        Command::Train(a) => commands::train::run(a, argv),
         Command::Finetune(a) => commands::finetune::run(a, argv),
         Command::Search(a) => commands::search::run(a, argv),
         Command::Probe(a) => commands::probe::run(a),
         Command::Evaluate(a) => commands::evaluate::run(a),
         Command::Predict(a) => commands::predict::run(a),
+        Command::Import(a) => commands::import::run(a, argv),
+        Command::Export(a) => commands::export::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
         Command::Bench(a) => commands::bench::run(a),

@@ -60,6 +60,10 @@ pub fn layer_table(run: &RunDir, device: &burn::tensor::Device) -> Result<Vec<st
     Ok(match m.kind {
         // each method saves its own parts beside the backbone: read names and shapes from the file
         RunKind::Pretrain => weights::table_from_bytes(&bytes, &run.weights_path())?,
-        RunKind::Finetune | RunKind::Scratch => weights::layer_table(&load_classifier(run, device)?),
+        // an import may hold only a backbone
+        RunKind::Import if m.head.is_none() => weights::table_from_bytes(&bytes, &run.weights_path())?,
+        RunKind::Finetune | RunKind::Scratch | RunKind::Train | RunKind::Import => {
+            weights::layer_table(&load_classifier(run, device)?)
+        }
     })
 }

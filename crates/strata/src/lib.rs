@@ -4,6 +4,7 @@ pub mod cli;
 pub mod commands;
 pub mod config_file;
 pub mod context;
+pub mod interop;
 pub mod observer;
 pub mod pipeline;
 pub mod search;

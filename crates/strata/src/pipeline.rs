@@ -146,6 +146,8 @@ pub struct FinetuneRequest {
     pub train: String,
     /// optional labeled test data SPEC, scored after each phase and at the end
     pub test: Option<String>,
+    /// only these classes of the labeled data (`0-7`, `8,9`), relabelled in that order
+    pub classes: Option<String>,
     /// which labeled images to train on
     pub labels: LabelSubset,
     /// backbone of a scratch run (the parent's backbone otherwise)
@@ -162,6 +164,8 @@ pub struct FinetuneRequest {
     pub device: String,
     /// argv, for the manifest
     pub argv: Vec<String>,
+    /// the run kind to record, when not implied by `from` (`strata train`)
+    pub kind: Option<RunKind>,
 }
 
 /// What stage two produced.
@@ -180,7 +184,15 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     strata_train::step::validate_optim(r.batch, r.lr)?;
     r.optim.validate()?;
     let mut writer = RunWriter::create(&req.out, req.force)?;
-    let stage = Stage2::load(req.from.as_deref(), &req.train, req.test.as_deref(), req.labels, req.seed, &req.device)?;
+    let stage = Stage2::load(
+        req.from.as_deref(),
+        &req.train,
+        req.test.as_deref(),
+        req.classes.as_deref(),
+        req.labels,
+        req.seed,
+        &req.device,
+    )?;
     let plan = stage.plan(&r.surgery, &req.arch)?;
     let cfg = r.config(plan, stage.head(r)?, req.seed);
     let started = std::time::Instant::now();
@@ -199,6 +211,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         rows: stage.rows.clone(),
         rows_subset: false,
         search: None,
+        kind: req.kind,
     };
     let manifest = stage.manifest(&cfg, &outcome, info);
     let run = write_classifier(writer, manifest, &outcome, test.as_ref())?;

@@ -23,6 +23,8 @@ pub struct SearchRequest {
     pub train: String,
     /// labeled test data SPEC, scored for every trial (never used to choose)
     pub test: Option<String>,
+    /// only these classes of the labeled data
+    pub classes: Option<String>,
     /// which labeled images the search may use
     pub labels: LabelSubset,
     /// share of them held out to choose the winner
@@ -151,7 +153,15 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         anyhow::bail!("--val-fraction {}: use a share in (0, 1), e.g. 0.2", req.val_fraction);
     }
     let mut writer = RunWriter::create(&req.out, req.force)?;
-    let stage = Stage2::load(Some(&req.from), &req.train, req.test.as_deref(), req.labels, req.seed, &req.device)?;
+    let stage = Stage2::load(
+        Some(&req.from),
+        &req.train,
+        req.test.as_deref(),
+        req.classes.as_deref(),
+        req.labels,
+        req.seed,
+        &req.device,
+    )?;
     let all = stage.train.require_labels()?;
     let subset_labels: Vec<u32> = stage.rows.iter().map(|&r| all[r]).collect();
     let (fit, val) = stratified_split(&subset_labels, stage.train.num_classes(), req.val_fraction, req.seed)
@@ -255,6 +265,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
             "winner": rows[winner].trial, "validation_images": val.len(), "val_fraction": req.val_fraction,
             "rows": rows,
         })),
+        kind: None,
     };
     let manifest = stage.manifest(&cfg, &outcome, info);
     let run = write_classifier(writer, manifest, &outcome, test_eval.as_ref())?;

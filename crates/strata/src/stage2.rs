@@ -143,6 +143,8 @@ pub struct Stage2 {
     pub rows: Vec<usize>,
     /// how they were chosen
     pub labels: LabelSubset,
+    /// the classes kept (`--classes`), when not all
+    pub classes: Option<String>,
     /// image shape
     pub input: InputShape,
     /// the device
@@ -154,11 +156,13 @@ pub struct Stage2 {
 }
 
 impl Stage2 {
-    /// Opens the parent, loads the data and draws the label subset with `seed`.
+    /// Opens the parent, loads the data (only the `classes`, when given) and draws the label
+    /// subset with `seed`.
     pub fn load(
         from: Option<&Path>,
         train_spec: &str,
         test_spec: Option<&str>,
+        classes: Option<&str>,
         labels: LabelSubset,
         seed: u64,
         device: &str,
@@ -174,10 +178,16 @@ impl Stage2 {
             }
             None => None,
         };
-        let train = load_data(train_spec, "--train", true, Split::Train)?;
+        let pick = |d: strata_data::Dataset, flag: &str, spec: &str| -> Result<strata_data::Dataset> {
+            match classes {
+                Some(c) => d.select_classes(c).with_context(|| format!("{flag} {spec}")),
+                None => Ok(d),
+            }
+        };
+        let train = pick(load_data(train_spec, "--train", true, Split::Train)?, "--train", train_spec)?;
         let test = match test_spec {
             Some(spec) => {
-                let t = load_data(spec, "--test", true, Split::Test)?;
+                let t = pick(load_data(spec, "--test", true, Split::Test)?, "--test", spec)?;
                 train.check_same_classes(&t).with_context(|| format!("--train {train_spec} vs --test {spec}"))?;
                 Some(t)
             }
@@ -203,6 +213,7 @@ impl Stage2 {
             test_spec: test_spec.map(str::to_string),
             rows,
             labels,
+            classes: classes.map(str::to_string),
             input,
             device,
             choice,
@@ -290,7 +301,7 @@ impl Stage2 {
         Manifest {
             schema_version: SCHEMA_VERSION,
             strata_version: env!("CARGO_PKG_VERSION").into(),
-            kind: if parent.is_some() { RunKind::Finetune } else { RunKind::Scratch },
+            kind: extra.kind.unwrap_or(if parent.is_some() { RunKind::Finetune } else { RunKind::Scratch }),
             method: None,
             created_unix: now_unix(),
             command_line: extra.argv,
@@ -299,6 +310,7 @@ impl Stage2 {
             config: serde_json::json!({
                 "from": parent.map(|p| p.run.path.display().to_string()),
                 "train": self.train_spec, "test": self.test_spec, "labels": format!("{:?}", self.labels),
+                "classes": self.classes,
                 "finetune": cfg, "search": extra.search,
             }),
             data: DataRecord {
@@ -340,6 +352,8 @@ pub struct RunInfo {
     pub rows_subset: bool,
     /// the search that chose this run, if any
     pub search: Option<serde_json::Value>,
+    /// the run kind, when not the one the parent implies (`train`)
+    pub kind: Option<RunKind>,
 }
 
 /// Writes a finished classifier: evaluation (when given), manifest, weights.

@@ -75,6 +75,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         from: Some(pre_run.path.clone()),
         train: format!("{}:train", a.data),
         test: Some(format!("{}:test", a.data)),
+        classes: None,
         labels: LabelSubset::PerClass(a.labels_per_class),
         arch: ArchSpec::reference(),
         recipe: s.recipe(Default::default(), vec![]),
@@ -83,6 +84,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         force: a.force,
         device: a.device.clone(),
         argv: argv.clone(),
+        kind: None,
     };
     let t1 = Instant::now();
     let ft = pipeline::finetune(&base, &mut Progress::new(quiet))?;

@@ -20,6 +20,9 @@ pub struct Args {
     /// Labeled test images, scored after each phase and at the end.
     #[arg(long)]
     pub test: Option<String>,
+    /// Only these classes of the labeled data, e.g. `8,9` or `0-7` (indices or names).
+    #[arg(long)]
+    pub classes: Option<String>,
     /// Use a stratified, seeded subset of N labeled images per class (indices go to the manifest).
     #[arg(long)]
     pub labels_per_class: Option<usize>,
@@ -150,6 +153,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         from,
         train: a.train,
         test: a.test,
+        classes: a.classes,
         labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
         arch: a.arch,
         recipe: a.schedule.recipe(surgery, parse_hidden(&a.head)?),
@@ -158,6 +162,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         force: a.force,
         device: a.device,
         argv,
+        kind: None,
     };
     let res = pipeline::finetune(&req, &mut Progress::new(a.quiet))?;
     println!("fine-tuned → {}", res.run.path.display());

@@ -51,6 +51,21 @@ pub fn run(a: Args) -> Result<()> {
             &p.weights_sha256[..12.min(p.weights_sha256.len())]
         );
     }
+    if let Some(import) = m.config.get("import") {
+        println!(
+            "imported   from {} (sha256 {}…)",
+            import["file"].as_str().unwrap_or("?"),
+            &import["sha256"].as_str().unwrap_or("").chars().take(12).collect::<String>()
+        );
+        if let Some(matched) = import["report"]["matched"].as_object() {
+            for (ours, theirs) in matched {
+                println!("           {ours} ← {}", theirs.as_str().unwrap_or("?"));
+            }
+        }
+        for r in import["report"]["reinitialised"].as_array().into_iter().flatten() {
+            println!("           {} re-initialised (--reinit)", r.as_str().unwrap_or("?"));
+        }
+    }
     println!(
         "weights    {} ({} bytes, sha256 {}…)",
         m.weights.file,

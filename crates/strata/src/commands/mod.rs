@@ -3,9 +3,12 @@
 pub mod bench;
 pub mod demo;
 pub mod evaluate;
+pub mod export;
 pub mod finetune;
+pub mod import;
 pub mod inspect;
 pub mod predict;
 pub mod pretrain;
 pub mod probe;
 pub mod search;
+pub mod train;

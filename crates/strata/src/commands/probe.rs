@@ -28,6 +28,9 @@ pub struct Args {
     /// Lower backbone blocks whose output is the feature (default: all).
     #[arg(long)]
     pub reuse: Option<usize>,
+    /// Only these classes of the labeled data, e.g. `8,9`.
+    #[arg(long)]
+    pub classes: Option<String>,
     /// Use a stratified, seeded subset of N labeled images per class.
     #[arg(long)]
     pub labels_per_class: Option<usize>,
@@ -71,8 +74,12 @@ pub fn run(a: Args) -> Result<()> {
     let m = &run.manifest;
     let arch = ArchSpec::parse(&m.arch).with_context(|| format!("run {}: manifest field `arch`", a.run.display()))?;
     let k = a.reuse.unwrap_or(arch.blocks.len());
-    let train = load_data(&a.train, "--train", true, Split::Train)?;
-    let test = load_data(&a.test, "--test", true, Split::Test)?;
+    let mut train = load_data(&a.train, "--train", true, Split::Train)?;
+    let mut test = load_data(&a.test, "--test", true, Split::Test)?;
+    if let Some(c) = &a.classes {
+        train = train.select_classes(c).with_context(|| format!("--train {}", a.train))?;
+        test = test.select_classes(c).with_context(|| format!("--test {}", a.test))?;
+    }
     train.check_same_classes(&test).with_context(|| format!("--train {} vs --test {}", a.train, a.test))?;
     if input_of(&train) != m.input {
         anyhow::bail!(

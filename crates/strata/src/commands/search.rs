@@ -21,6 +21,9 @@ pub struct Args {
     /// Labeled test data, scored for every trial (reported, never used to choose).
     #[arg(long)]
     pub test: Option<String>,
+    /// Only these classes of the labeled data, e.g. `8,9` or `0-7`.
+    #[arg(long)]
+    pub classes: Option<String>,
     /// Use a stratified, seeded subset of N labeled images per class (before the split).
     #[arg(long)]
     pub labels_per_class: Option<usize>,
@@ -68,6 +71,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         from: a.from,
         train: a.train,
         test: a.test,
+        classes: a.classes,
         labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
         val_fraction: a.val_fraction,
         base: a.schedule.recipe(Surgery::default(), parse_hidden(&a.head)?),

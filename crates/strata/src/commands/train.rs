@@ -1,0 +1,98 @@
+//! `strata train`: plain supervised training of a backbone and head on a labeled task ("task
+//! A"); the run is a source network that `finetune --from` reuses like a pretraining run.
+
+use crate::commands::finetune::parse_hidden;
+use crate::observer::Progress;
+use crate::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
+use anyhow::Result;
+use std::path::PathBuf;
+use strata_nn::ArchSpec;
+use strata_nn::spec::REF_CAE;
+use strata_train::manifest::RunKind;
+
+/// Flags of `strata train`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Labeled training images (IDX with labels, class folders, CIFAR).
+    #[arg(long)]
+    pub data: String,
+    /// Labeled test images, scored at the end.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Only these classes, e.g. `0-7` (task A) while `8,9` stays for task B.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Use a stratified, seeded subset of N labeled images per class.
+    #[arg(long)]
+    pub labels_per_class: Option<usize>,
+    /// Backbone blocks.
+    #[arg(long, default_value = REF_CAE)]
+    pub arch: ArchSpec,
+    /// Hidden layers of the head, e.g. `256` (default: output layer only).
+    #[arg(long, default_value = "")]
+    pub head: String,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    pub lr: f64,
+    /// Randomly shift images by up to this many pixels (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub augment_shift: usize,
+    /// Seed of initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Run directory to create.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Replace the run directory if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print only phase summaries.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `strata train`.
+pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+    let req = FinetuneRequest {
+        from: None,
+        train: a.data,
+        test: a.test,
+        classes: a.classes,
+        labels: LabelSubset::from_flags(a.labels_per_class, None)?,
+        arch: a.arch,
+        recipe: Recipe {
+            head_hidden: parse_hidden(&a.head)?,
+            batch: a.batch,
+            lr: a.lr,
+            frozen_steps: a.steps,
+            unfreeze_steps: 0,
+            augment_shift: a.augment_shift,
+            ..Recipe::default()
+        },
+        seed: a.seed,
+        out: a.out,
+        force: a.force,
+        device: a.device,
+        argv,
+        kind: Some(RunKind::Train),
+    };
+    let res = pipeline::finetune(&req, &mut Progress::new(a.quiet))?;
+    println!(
+        "trained → {} (reuse it with `strata finetune --from {}`)",
+        res.run.path.display(),
+        res.run.path.display()
+    );
+    if let Some(e) = &res.test {
+        println!("test accuracy {:.2}% ({} images)", 100.0 * e.accuracy, e.images);
+    }
+    Ok(())
+}
