@@ -242,3 +242,28 @@ fn train_on_task_a_then_reuse_for_task_b() {
     let e = fails(&["train", "--data", d, "--classes", "0-12", "--out", tmp.path().join("x").to_str().unwrap()]);
     assert!(e.contains("--classes 0-12") && e.contains("out of range"), "{e}");
 }
+
+#[test]
+fn a_pytorch_pt_file_imports_like_its_safetensors_twin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pt = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/torch_tiny.pt");
+    let (a, b) = (tmp.path().join("pt"), tmp.path().join("st"));
+    let mut args = import_args(&a, &[&["--classes", "4"][..], &MAPS[..]].concat());
+    args[2] = pt.to_str().unwrap().to_string();
+    let out = strata_args(&args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matched 8, missing 0, unused 0"));
+    let out = strata_args(&import_args(&b, &[&["--classes", "4", "--drop", r"^fixture\."][..], &MAPS[..]].concat()));
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(b.join("model.safetensors")).unwrap()
+    );
+    let bad = tmp.path().join("bad.pt");
+    std::fs::write(&bad, b"not a zip").unwrap();
+    let mut args = import_args(&tmp.path().join("c"), &["--classes", "4"]);
+    args[2] = bad.to_str().unwrap().to_string();
+    let out = strata_args(&args);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("bad.pt") && e.contains("not a readable PyTorch file"), "{e}");
+}

@@ -32,34 +32,80 @@ pub struct RawTensor {
 /// Tensors by name, sorted.
 pub type TensorMap = BTreeMap<String, RawTensor>;
 
+/// Element types a weights file may hold.
+#[derive(Debug, Clone, Copy)]
+enum Element {
+    F64,
+    F32,
+    F16,
+    BF16,
+    I64,
+    I32,
+}
+
+/// Little-endian bytes of one tensor as values.
+fn decode(kind: Element, d: &[u8]) -> Values {
+    match kind {
+        Element::F32 => Values::F32(d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        Element::F64 => {
+            Values::F32(d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect())
+        }
+        Element::F16 => Values::F32(d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()),
+        Element::BF16 => Values::F32(
+            d.chunks_exact(2).map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)).collect(),
+        ),
+        Element::I64 => {
+            Values::I64(d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
+        }
+        Element::I32 => {
+            Values::I64(d.chunks_exact(4).map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect())
+        }
+    }
+}
+
 /// Reads every tensor of a safetensors file (`path` is for messages).
 pub fn read_safetensors(bytes: &[u8], path: &Path) -> Result<TensorMap> {
     let bad = |reason: String| NnError::Weights { path: path.into(), reason };
     let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file ({e})")))?;
     let mut out = TensorMap::new();
     for (name, view) in st.tensors() {
-        let d = view.data();
-        let values = match view.dtype() {
-            Dtype::F32 => {
-                Values::F32(d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            }
-            Dtype::F64 => Values::F32(
-                d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
-            ),
-            Dtype::F16 => {
-                Values::F32(d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect())
-            }
-            Dtype::BF16 => Values::F32(
-                d.chunks_exact(2).map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)).collect(),
-            ),
-            Dtype::I64 => {
-                Values::I64(d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
-            }
+        let kind = match view.dtype() {
+            Dtype::F32 => Element::F32,
+            Dtype::F64 => Element::F64,
+            Dtype::F16 => Element::F16,
+            Dtype::BF16 => Element::BF16,
+            Dtype::I64 => Element::I64,
+            Dtype::I32 => Element::I32,
             other => {
-                return Err(bad(format!("tensor `{name}` has dtype {other:?}; only float tensors can be imported")));
+                return Err(bad(format!("tensor `{name}` has dtype {other:?}; only numeric tensors can be imported")));
             }
         };
-        out.insert(name, RawTensor { shape: view.shape().to_vec(), values });
+        out.insert(name, RawTensor { shape: view.shape().to_vec(), values: decode(kind, view.data()) });
+    }
+    Ok(out)
+}
+
+/// Reads every tensor of a PyTorch `torch.save` file (`.pt`, `.pth`; zip or legacy format).
+/// A dict around the state dict shows up as a name prefix (`state_dict.`), removed later.
+pub fn read_pytorch(path: &Path) -> Result<TensorMap> {
+    use burn::store::pytorch_reader::{DType, PytorchReader};
+    let bad = |reason: String| NnError::Weights { path: path.into(), reason };
+    let reader = PytorchReader::new(path).map_err(|e| bad(format!("not a readable PyTorch file ({e})")))?;
+    let mut out = TensorMap::new();
+    for (name, t) in reader.into_tensors() {
+        let kind = match t.dtype() {
+            DType::F32 => Element::F32,
+            DType::F64 => Element::F64,
+            DType::F16 => Element::F16,
+            DType::BF16 => Element::BF16,
+            DType::I64 => Element::I64,
+            DType::I32 => Element::I32,
+            other => {
+                return Err(bad(format!("tensor `{name}` has dtype {other:?}; only numeric tensors can be imported")));
+            }
+        };
+        let bytes = t.read().map_err(|e| bad(format!("tensor `{name}`: {e}")))?;
+        out.insert(name, RawTensor { shape: t.shape().to_vec(), values: decode(kind, &bytes) });
     }
     Ok(out)
 }

@@ -7,7 +7,9 @@ use regex::Regex;
 use std::path::{Path, PathBuf};
 use strata_data::Normalization;
 use strata_nn::block::build_stack;
-use strata_nn::interop::{Layout, MapRule, MatchReport, from_file, read_safetensors, to_pytorch, write_safetensors};
+use strata_nn::interop::{
+    Layout, MapRule, MatchReport, from_file, read_pytorch, read_safetensors, to_pytorch, write_safetensors,
+};
 use strata_nn::{ArchSpec, Backbone, Classifier, FeatureShape, HeadSpec, InputShape, seeded, try_seeded, weights};
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
 use strata_train::run_dir::{sha256_hex, write_atomic};
@@ -42,21 +44,14 @@ pub struct ImportRequest {
     pub argv: Vec<String>,
 }
 
-/// Reads a weights file by its extension.
+/// Reads a weights file by its extension: `.pt`, `.pth`, `.bin` as PyTorch, else safetensors.
 fn read_weights(path: &Path) -> Result<(Vec<u8>, strata_nn::interop::TensorMap)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading --weights {}", path.display()))?;
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("pt" | "pth" | "bin") => anyhow::bail!(
-            "--weights {}: PyTorch pickle files are not read directly; save the state_dict as safetensors first: \
-             `from safetensors.torch import save_file; save_file(torch.load(PATH, map_location='cpu'), 'model.safetensors')` \
-             (README, \"Import and export\")",
-            path.display()
-        ),
-        _ => {
-            let tensors = read_safetensors(&bytes, path)?;
-            Ok((bytes, tensors))
-        }
-    }
+    let tensors = match path.extension().and_then(|e| e.to_str()) {
+        Some("pt" | "pth" | "bin") => read_pytorch(path)?,
+        _ => read_safetensors(&bytes, path)?,
+    };
+    Ok((bytes, tensors))
 }
 
 /// Builds a run directory from `req.weights`; fails, naming every tensor, unless each one of

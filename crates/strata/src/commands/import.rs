@@ -11,7 +11,7 @@ use strata_nn::{ArchSpec, HeadSpec, InputShape};
 /// Flags of `strata import`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Weights file: safetensors (a PyTorch `state_dict` saved with safetensors.torch.save_file).
+    /// Weights file: safetensors, or a PyTorch `torch.save` file (.pt, .pth) holding a state dict.
     #[arg(long)]
     pub weights: PathBuf,
     /// The backbone the weights are for, e.g. `conv32-pool,conv64-pool,dense128`.

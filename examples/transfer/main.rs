@@ -1,0 +1,196 @@
+//! The textbook transfer experiment: train task A (MNIST 0-7, all its images), reuse all its
+//! hidden layers for task B (8 vs 9, 200 labels) with the output layer replaced, frozen then
+//! fine-tuned; compare with B from scratch on the same labels; 5 seeds; mean ± std and the
+//! error-rate reduction. Writes OUT/results.md and OUT/results.csv.
+//!
+//! `cargo run --release --example transfer -- examples/transfer/config.toml [--force]`
+//! (an existing OUT/task-a run with the same settings is reused unless --force)
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use strata::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
+use strata_nn::ArchSpec;
+use strata_train::manifest::RunKind;
+use strata_train::progress::Silent;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    data: String,
+    out: PathBuf,
+    task_a: String,
+    task_b: String,
+    labels_per_class_b: usize,
+    seeds: Vec<u64>,
+    a: TaskA,
+    b: TaskB,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskA {
+    steps: usize,
+    lr: f64,
+    batch: usize,
+    seed: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskB {
+    frozen_steps: usize,
+    unfreeze_steps: usize,
+    unfreeze_top: usize,
+    lr_mult: f64,
+    lr: f64,
+    batch: usize,
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+fn request(cfg: &Config, argv: &[String]) -> FinetuneRequest {
+    FinetuneRequest {
+        from: None,
+        train: format!("{}:train", cfg.data),
+        test: Some(format!("{}:test", cfg.data)),
+        classes: None,
+        labels: LabelSubset::All,
+        arch: ArchSpec::reference(),
+        recipe: Recipe::default(),
+        seed: 0,
+        out: cfg.out.clone(),
+        force: true,
+        device: "cpu".into(),
+        argv: argv.to_vec(),
+        kind: None,
+    }
+}
+
+/// Task A's run: reused when its manifest says it was made with these settings.
+fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f64)> {
+    let out = cfg.out.join("task-a");
+    if out.exists() && !force {
+        let run = strata_train::RunDir::open(&out)?;
+        let c = &run.manifest.config;
+        let same = c["classes"].as_str() == Some(cfg.task_a.as_str())
+            && c["finetune"]["frozen_steps"].as_u64() == Some(cfg.a.steps as u64)
+            && c["finetune"]["seed"].as_u64() == Some(cfg.a.seed)
+            && c["finetune"]["batch"].as_u64() == Some(cfg.a.batch as u64);
+        if !same {
+            anyhow::bail!("{} was made with other settings; pass --force to retrain task A", out.display());
+        }
+        eprintln!("reusing {}", out.display());
+        let acc = run.manifest.metrics["test_accuracy"].as_f64().unwrap_or(f64::NAN);
+        return Ok((out, acc, run.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN)));
+    }
+    let req = FinetuneRequest {
+        classes: Some(cfg.task_a.clone()),
+        recipe: Recipe {
+            frozen_steps: cfg.a.steps,
+            unfreeze_steps: 0,
+            lr: cfg.a.lr,
+            batch: cfg.a.batch,
+            ..Recipe::default()
+        },
+        seed: cfg.a.seed,
+        out: out.clone(),
+        kind: Some(RunKind::Train),
+        ..request(cfg, argv)
+    };
+    let t = std::time::Instant::now();
+    let res = pipeline::finetune(&req, &mut Silent)?;
+    let acc = res.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+    eprintln!("task A ({} classes): test accuracy {acc:.4}", cfg.task_a);
+    Ok((out, acc, t.elapsed().as_secs_f64()))
+}
+
+fn main() -> Result<()> {
+    let argv: Vec<String> = std::env::args().collect();
+    let path = argv.get(1).context("usage: transfer CONFIG.toml [--force]")?;
+    let force = argv.iter().any(|a| a == "--force");
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    let t0 = std::time::Instant::now();
+    let (a_run, a_acc, a_secs) = task_a(&cfg, force, &argv)?;
+    let b = &cfg.b;
+    let mut csv = String::from("seed,frozen,fine_tuned,scratch,transfer_s,scratch_s\n");
+    let (mut frozen, mut tuned, mut scratch) = (vec![], vec![], vec![]);
+    for &seed in &cfg.seeds {
+        let base = FinetuneRequest {
+            from: Some(a_run.clone()),
+            classes: Some(cfg.task_b.clone()),
+            labels: LabelSubset::PerClass(cfg.labels_per_class_b),
+            recipe: Recipe {
+                frozen_steps: b.frozen_steps,
+                unfreeze_steps: b.unfreeze_steps,
+                unfreeze_top: b.unfreeze_top,
+                lr_mult: b.lr_mult,
+                lr: b.lr,
+                batch: b.batch,
+                ..Recipe::default()
+            },
+            seed,
+            out: cfg.out.join(format!("b-transfer-s{seed}")),
+            ..request(&cfg, &argv)
+        };
+        let t = std::time::Instant::now();
+        let f = pipeline::finetune(&base, &mut Silent)?;
+        let f_s = t.elapsed().as_secs_f64();
+        let req = FinetuneRequest { from: None, out: cfg.out.join(format!("b-scratch-s{seed}")), ..base };
+        let t = std::time::Instant::now();
+        let s = pipeline::finetune(&req, &mut Silent)?;
+        let s_s = t.elapsed().as_secs_f64();
+        let fr = f.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
+        let ft = f.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+        let sc = s.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+        eprintln!("seed {seed}: frozen {fr:.4} fine-tuned {ft:.4} scratch {sc:.4}");
+        let _ = writeln!(csv, "{seed},{fr:.4},{ft:.4},{sc:.4},{f_s:.1},{s_s:.1}");
+        frozen.push(fr);
+        tuned.push(ft);
+        scratch.push(sc);
+    }
+    let (fr, ft, sc) = (mean_std(&frozen), mean_std(&tuned), mean_std(&scratch));
+    let reduction = |acc: f64| 100.0 * ((1.0 - sc.0) - (1.0 - acc)) / (1.0 - sc.0);
+    let pct = |(m, s): (f64, f64)| format!("{:.2} ± {:.2} %", 100.0 * m, 100.0 * s);
+    let mut md = format!(
+        "Task A: MNIST classes {} (all their training images), {} steps: test accuracy {:.2} % ({a_secs:.0} s).\n\
+         Task B: classes {}, {} labeled images per class, tested on all their t10k images; seeds {:?}.\n\n\
+         | task B classifier | test accuracy | error-rate reduction vs scratch |\n|---|---:|---:|\n",
+        cfg.task_a,
+        cfg.a.steps,
+        100.0 * a_acc,
+        cfg.task_b,
+        cfg.labels_per_class_b,
+        cfg.seeds
+    );
+    let _ = writeln!(md, "| from scratch ({} steps) | {} | - |", b.frozen_steps + b.unfreeze_steps, pct(sc));
+    let _ = writeln!(
+        md,
+        "| A's layers reused, frozen ({} steps) | {} | {:+.1} % |",
+        b.frozen_steps,
+        pct(fr),
+        reduction(fr.0)
+    );
+    let _ = writeln!(
+        md,
+        "| A's layers reused, then top {} unfrozen at lr x {} ({} more steps) | {} | {:+.1} % |",
+        b.unfreeze_top,
+        b.lr_mult,
+        b.unfreeze_steps,
+        pct(ft),
+        reduction(ft.0)
+    );
+    let _ = writeln!(md, "\ntotal {:.0} s", t0.elapsed().as_secs_f64());
+    std::fs::create_dir_all(&cfg.out)?;
+    std::fs::write(cfg.out.join("results.md"), &md)?;
+    std::fs::write(cfg.out.join("results.csv"), &csv)?;
+    print!("{md}");
+    Ok(())
+}
