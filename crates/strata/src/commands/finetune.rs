@@ -14,21 +14,8 @@ pub struct Args {
     /// Parent run whose lower blocks are reused, or `scratch` for the from-scratch baseline.
     #[arg(long)]
     pub from: String,
-    /// Labeled training images (IDX with labels, class folders, CIFAR).
-    #[arg(long)]
-    pub train: String,
-    /// Labeled test images, scored after each phase and at the end.
-    #[arg(long)]
-    pub test: Option<String>,
-    /// Only these classes of the labeled data, e.g. `8,9` or `0-7` (indices or names).
-    #[arg(long)]
-    pub classes: Option<String>,
-    /// Use a stratified, seeded subset of N labeled images per class (indices go to the manifest).
-    #[arg(long)]
-    pub labels_per_class: Option<usize>,
-    /// Or use a stratified, seeded fraction of each class (e.g. 0.01; at least one image per class).
-    #[arg(long)]
-    pub label_fraction: Option<f64>,
+    #[command(flatten)]
+    pub data: LabeledData,
     /// Number of lower backbone blocks to reuse (default: all of them).
     #[arg(long)]
     pub reuse: Option<usize>,
@@ -61,6 +48,34 @@ pub struct Args {
     /// Print only phase summaries.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The labeled data of stage two, shared with `search` and `probe`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LabeledData {
+    /// Labeled training images (IDX with labels, class folders, CIFAR).
+    #[arg(long)]
+    pub train: String,
+    /// Labeled test images: scored after each phase (finetune), for every trial (search,
+    /// never used to choose), or by the probe.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Only these classes of the labeled data, e.g. `8,9` or `0-7` (indices or names).
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Use a stratified, seeded subset of N labeled images per class (indices go to the manifest).
+    #[arg(long)]
+    pub labels_per_class: Option<usize>,
+    /// Or use a stratified, seeded fraction of each class (e.g. 0.01; at least one image per class).
+    #[arg(long)]
+    pub label_fraction: Option<f64>,
+}
+
+impl LabeledData {
+    /// The label subset these flags ask for.
+    pub fn labels(&self) -> Result<LabelSubset> {
+        LabelSubset::from_flags(self.labels_per_class, self.label_fraction)
+    }
 }
 
 /// Training schedule flags, shared with `demo` and `search`.
@@ -151,10 +166,10 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     let surgery = surgery(a.reuse, a.drop_top, a.replace_top, a.add_hidden.as_ref());
     let req = FinetuneRequest {
         from,
-        train: a.train,
-        test: a.test,
-        classes: a.classes,
-        labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
+        labels: a.data.labels()?,
+        train: a.data.train,
+        test: a.data.test,
+        classes: a.data.classes,
         arch: a.arch,
         recipe: a.schedule.recipe(surgery, parse_hidden(&a.head)?),
         seed: a.schedule.seed,

@@ -1,7 +1,7 @@
 //! `strata probe`: how good are a run's frozen features, without fine-tuning?
 
+use crate::commands::finetune::LabeledData;
 use crate::context::{self, input_of, load_data};
-use crate::stage2::LabelSubset;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_data::Split;
@@ -15,12 +15,9 @@ use strata_train::reuse::load_backbone;
 pub struct Args {
     /// The run whose backbone is probed (pretraining or any other run).
     pub run: PathBuf,
-    /// Labeled images the probe learns from.
-    #[arg(long)]
-    pub train: String,
-    /// Labeled images it is scored on.
-    #[arg(long)]
-    pub test: String,
+    /// The labeled images the probe learns from (--train) and is scored on (--test).
+    #[command(flatten)]
+    pub data: LabeledData,
     /// linear (logistic regression on frozen features) or knn (cosine, similarity-weighted vote);
     /// repeat or separate with commas for both.
     #[arg(long, value_delimiter = ',', default_value = "linear,knn")]
@@ -28,15 +25,6 @@ pub struct Args {
     /// Lower backbone blocks whose output is the feature (default: all).
     #[arg(long)]
     pub reuse: Option<usize>,
-    /// Only these classes of the labeled data, e.g. `8,9`.
-    #[arg(long)]
-    pub classes: Option<String>,
-    /// Use a stratified, seeded subset of N labeled images per class.
-    #[arg(long)]
-    pub labels_per_class: Option<usize>,
-    /// Or a stratified, seeded fraction of each class.
-    #[arg(long)]
-    pub label_fraction: Option<f64>,
     /// Neighbours that vote (knn).
     #[arg(long, default_value_t = 20)]
     pub k: usize,
@@ -68,23 +56,25 @@ pub fn run(a: Args) -> Result<()> {
     let cfg =
         ProbeConfig { k: a.k, temperature: a.temperature, steps: a.steps, lr: a.lr, batch: a.batch, seed: a.seed };
     cfg.validate()?;
-    let subset = LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?;
+    let subset = a.data.labels()?;
+    let test_spec = a.data.test.as_deref().context("--test: the probe needs labeled test images to score")?;
     let (_, device) = context::device(&a.device)?;
     let run = context::open_run(&a.run)?;
     let m = &run.manifest;
     let arch = ArchSpec::parse(&m.arch).with_context(|| format!("run {}: manifest field `arch`", a.run.display()))?;
     let k = a.reuse.unwrap_or(arch.blocks.len());
-    let mut train = load_data(&a.train, "--train", true, Split::Train)?;
-    let mut test = load_data(&a.test, "--test", true, Split::Test)?;
-    if let Some(c) = &a.classes {
-        train = train.select_classes(c).with_context(|| format!("--train {}", a.train))?;
-        test = test.select_classes(c).with_context(|| format!("--test {}", a.test))?;
+    let train_spec = &a.data.train;
+    let mut train = load_data(train_spec, "--train", true, Split::Train)?;
+    let mut test = load_data(test_spec, "--test", true, Split::Test)?;
+    if let Some(c) = &a.data.classes {
+        train = train.select_classes(c).with_context(|| format!("--train {train_spec}"))?;
+        test = test.select_classes(c).with_context(|| format!("--test {test_spec}"))?;
     }
-    train.check_same_classes(&test).with_context(|| format!("--train {} vs --test {}", a.train, a.test))?;
+    train.check_same_classes(&test).with_context(|| format!("--train {train_spec} vs --test {test_spec}"))?;
     if input_of(&train) != m.input {
         anyhow::bail!(
             "--train {} has images of shape {} but run {} takes {}; use data of the same size and channels",
-            a.train,
+            train_spec,
             input_of(&train),
             a.run.display(),
             m.input

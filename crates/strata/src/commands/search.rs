@@ -1,8 +1,7 @@
 //! `strata search`: try the reuse strategies on a validation split and keep the best.
 
-use crate::commands::finetune::{Schedule, parse_hidden};
+use crate::commands::finetune::{LabeledData, Schedule, parse_hidden};
 use crate::search::{self, Row, SearchRequest, Table};
-use crate::stage2::LabelSubset;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,21 +14,9 @@ pub struct Args {
     /// Run whose lower blocks are reused (a pretraining run, or any earlier run).
     #[arg(long)]
     pub from: PathBuf,
-    /// Labeled training data; a validation split is held out of it to choose the winner.
-    #[arg(long)]
-    pub train: String,
-    /// Labeled test data, scored for every trial (reported, never used to choose).
-    #[arg(long)]
-    pub test: Option<String>,
-    /// Only these classes of the labeled data, e.g. `8,9` or `0-7`.
-    #[arg(long)]
-    pub classes: Option<String>,
-    /// Use a stratified, seeded subset of N labeled images per class (before the split).
-    #[arg(long)]
-    pub labels_per_class: Option<usize>,
-    /// Or a stratified, seeded fraction of each class.
-    #[arg(long)]
-    pub label_fraction: Option<f64>,
+    /// The labeled data; a stratified validation split is held out of it to choose the winner.
+    #[command(flatten)]
+    pub data: LabeledData,
     /// Share of the labeled images held out for validation (stratified).
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
@@ -69,10 +56,10 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     };
     let req = SearchRequest {
         from: a.from,
-        train: a.train,
-        test: a.test,
-        classes: a.classes,
-        labels: LabelSubset::from_flags(a.labels_per_class, a.label_fraction)?,
+        labels: a.data.labels()?,
+        train: a.data.train,
+        test: a.data.test,
+        classes: a.data.classes,
         val_fraction: a.val_fraction,
         base: a.schedule.recipe(Surgery::default(), parse_hidden(&a.head)?),
         add_hidden: a.add_hidden.blocks,
