@@ -151,7 +151,8 @@ fn main() -> Result<()> {
             cells.push(Cell { frozen: mean_std(&fr), finetuned: mean_std(&ft) });
         }
         let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
-        table.push((format!("{} ({} epochs)", method.name, method.epochs), secs, cells));
+        let plural = if method.epochs == 1 { "" } else { "s" };
+        table.push((format!("{} ({} epoch{plural})", method.name, method.epochs), secs, cells));
     }
     let scratch_cells: Vec<(f64, f64)> = cfg
         .labels_per_class
