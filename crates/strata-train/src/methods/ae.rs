@@ -1,17 +1,16 @@
 //! `ae`: a convolutional autoencoder; its encoder is the backbone.
 
 use super::artifacts::reconstructions;
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{Figures, Objective, run_epochs, trained};
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, mse};
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use strata_data::Dataset;
-use strata_nn::{Autoencoder, try_seeded, weights};
+use strata_nn::{Autoencoder, try_seeded};
 
 /// Plain autoencoder pretraining.
 pub struct Autoencoding;
@@ -80,12 +79,7 @@ pub(crate) fn train_autoencoder(
         corrupt,
     };
     let summary = run_epochs(phase, cfg, data.len(), 1, &mut objective, observer, log)?;
-    let Some(model) = objective.model else { unreachable!("the model is put back after every step") };
-    let model = model.valid();
+    let model = trained(objective.model);
     let grid = reconstructions(data, norm, device, |x| model.forward(x))?;
-    Ok(PretrainOutcome {
-        weights: weights::to_bytes(&model)?,
-        metrics: summary.metrics(cfg.batch),
-        artifacts: vec![grid],
-    })
+    PretrainOutcome::new(&model, summary.metrics(cfg.batch), vec![grid])
 }

@@ -25,6 +25,11 @@ pub(crate) trait Objective {
     }
 }
 
+/// The model an objective held through the loop, in inference mode.
+pub(crate) fn trained<M: burn::module::Module>(slot: Option<M>) -> M {
+    slot.unwrap_or_else(|| unreachable!("the model is put back after every step")).valid()
+}
+
 /// How the loop went.
 pub(crate) struct LoopSummary {
     /// mean figures of the last epoch

@@ -5,7 +5,7 @@
 //! is reported as a collapse rather than trained on in silence.
 
 use super::artifacts::{Artifact, to_pixels};
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{Figures, Objective, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
@@ -238,10 +238,9 @@ impl Pretrainer for Gan {
         })?;
         let mut objective = Adversarial::new(model, data, norm, ad, cfg);
         let summary = run_epochs(self.name(), cfg, data.len(), 1, &mut objective, observer, log)?;
-        let Some(model) = objective.model else { unreachable!("the model is put back after every step") };
         let mut metrics = summary.metrics(cfg.batch);
         metrics["collapse_warnings"] = serde_json::json!(objective.warnings);
-        Ok(PretrainOutcome { weights: weights::to_bytes(&model.valid())?, metrics, artifacts: objective.artifacts })
+        PretrainOutcome::new(&trained(objective.model), metrics, objective.artifacts)
     }
 }
 

@@ -93,6 +93,17 @@ impl PretrainConfig {
     }
 }
 
+impl PretrainOutcome {
+    /// The weights of `model` with its metrics and pictures.
+    pub(crate) fn new<M: burn::module::Module>(
+        model: &M,
+        metrics: serde_json::Value,
+        artifacts: Vec<artifacts::Artifact>,
+    ) -> Result<Self> {
+        Ok(Self { weights: strata_nn::weights::to_bytes(model)?, metrics, artifacts })
+    }
+}
+
 /// What a pretraining method hands back.
 pub struct PretrainOutcome {
     /// safetensors bytes of the whole pretraining model; `backbone.*` is what stage two reuses

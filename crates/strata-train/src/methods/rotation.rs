@@ -2,7 +2,7 @@
 //! 180 or 270 degrees and the network predicts which; recognising "upright" needs the shapes
 //! of the objects, which is what the backbone learns.
 
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{Figures, Objective, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, FeatureShape, Features, seeded, weights};
+use strata_nn::{Block, FeatureShape, Features, seeded};
 
 /// Rotation-prediction pretraining.
 pub struct Rotation;
@@ -93,12 +93,7 @@ impl Pretrainer for Rotation {
         let mut objective =
             PredictRotation { model: Some(model), optim: AdamConfig::new().init(), data, batcher, device: ad, cfg };
         let summary = run_epochs(self.name(), cfg, data.len(), 1, &mut objective, observer, log)?;
-        let Some(model) = objective.model else { unreachable!("the model is put back after every step") };
-        Ok(PretrainOutcome {
-            weights: weights::to_bytes(&model.valid())?,
-            metrics: summary.metrics(cfg.batch),
-            artifacts: vec![],
-        })
+        PretrainOutcome::new(&trained(objective.model), summary.metrics(cfg.batch), vec![])
     }
 }
 

@@ -4,7 +4,7 @@
 //! the batch at once (a softmax over "which of these is my twin") gives each image many
 //! negatives per step, which is what makes the tower's features discriminative.
 
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{Figures, Objective, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
@@ -18,7 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, FeatureShape, Features, seeded, weights};
+use strata_nn::{Block, FeatureShape, Features, seeded};
 
 /// Pixels an augmentation may shift an image by.
 const MAX_SHIFT: usize = 3;
@@ -170,12 +170,7 @@ impl Pretrainer for Siamese {
         let mut objective =
             Twins { model: Some(model), optim: AdamConfig::new().init(), data, batcher, device: ad, cfg, identity };
         let summary = run_epochs(self.name(), cfg, data.len(), 2, &mut objective, observer, log)?;
-        let Some(model) = objective.model else { unreachable!("the model is put back after every step") };
-        Ok(PretrainOutcome {
-            weights: weights::to_bytes(&model.valid())?,
-            metrics: summary.metrics(cfg.batch),
-            artifacts: vec![],
-        })
+        PretrainOutcome::new(&trained(objective.model), summary.metrics(cfg.batch), vec![])
     }
 }
 

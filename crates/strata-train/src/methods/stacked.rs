@@ -14,7 +14,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use strata_nn::block::forward_stack;
-use strata_nn::{Autoencoder, Features, try_seeded, weights};
+use strata_nn::{Autoencoder, Features, try_seeded};
 
 /// Greedy layer-wise autoencoder pretraining.
 pub struct Stacked;
@@ -133,7 +133,7 @@ impl Pretrainer for Stacked {
         metrics["images_per_s"] = serde_json::json!((step_offset * cfg.batch) as f64 / f64::max(seconds, 1e-9));
         let model = model.valid();
         let grid = reconstructions(data, norm, device, |x| model.forward(x))?;
-        Ok(PretrainOutcome { weights: weights::to_bytes(&model)?, metrics, artifacts: vec![grid] })
+        PretrainOutcome::new(&model, metrics, vec![grid])
     }
 }
 

@@ -4,7 +4,7 @@
 //! the path that leads to the mean.
 
 use super::artifacts::reconstructions;
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{Figures, Objective, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
@@ -16,7 +16,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, Decoder, FeatureShape, Features, try_seeded, weights};
+use strata_nn::{Block, Decoder, FeatureShape, Features, try_seeded};
 
 /// Size of the latent code.
 pub const LATENT: usize = 32;
@@ -122,14 +122,9 @@ impl Pretrainer for Variational {
         })?;
         let mut objective = Elbo { model: Some(model), optim: AdamConfig::new().init(), batcher, device: ad, cfg };
         let summary = run_epochs(self.name(), cfg, data.len(), 1, &mut objective, observer, log)?;
-        let Some(model) = objective.model else { unreachable!("the model is put back after every step") };
-        let model = model.valid();
+        let model = trained(objective.model);
         // reconstructions through the mean: what the encoder says, without sampling noise
         let grid = reconstructions(data, norm, device, |x| model.decode(model.encode(x).0))?;
-        Ok(PretrainOutcome {
-            weights: weights::to_bytes(&model)?,
-            metrics: summary.metrics(cfg.batch),
-            artifacts: vec![grid],
-        })
+        PretrainOutcome::new(&model, summary.metrics(cfg.batch), vec![grid])
     }
 }
