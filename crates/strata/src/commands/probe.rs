@@ -1,11 +1,9 @@
 //! `strata probe`: how good are a run's frozen features, without fine-tuning?
 
 use crate::commands::finetune::LabeledData;
-use crate::context::{self, input_of, load_data};
+use crate::stage2::Stage2;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
-use strata_data::Split;
-use strata_nn::ArchSpec;
 use strata_train::Evaluation;
 use strata_train::probe::{self, ProbeConfig, ProbeMethod};
 use strata_train::reuse::load_backbone;
@@ -58,35 +56,26 @@ pub fn run(a: Args) -> Result<()> {
     cfg.validate()?;
     let subset = a.data.labels()?;
     let test_spec = a.data.test.as_deref().context("--test: the probe needs labeled test images to score")?;
-    let (_, device) = context::device(&a.device)?;
-    let run = context::open_run(&a.run)?;
-    let m = &run.manifest;
-    let arch = ArchSpec::parse(&m.arch).with_context(|| format!("run {}: manifest field `arch`", a.run.display()))?;
-    let k = a.reuse.unwrap_or(arch.blocks.len());
-    let train_spec = &a.data.train;
-    let mut train = load_data(train_spec, "--train", true, Split::Train)?;
-    let mut test = load_data(test_spec, "--test", true, Split::Test)?;
-    if let Some(c) = &a.data.classes {
-        train = train.select_classes(c).with_context(|| format!("--train {train_spec}"))?;
-        test = test.select_classes(c).with_context(|| format!("--test {test_spec}"))?;
-    }
-    train.check_same_classes(&test).with_context(|| format!("--train {train_spec} vs --test {test_spec}"))?;
-    if input_of(&train) != m.input {
-        anyhow::bail!(
-            "--train {} has images of shape {} but run {} takes {}; use data of the same size and channels",
-            train_spec,
-            input_of(&train),
-            a.run.display(),
-            m.input
-        );
-    }
+    // the probed run plays the parent: same loading, class selection and shape checks as stage two
+    let stage = Stage2::load(
+        Some(&a.run),
+        &a.data.train,
+        Some(test_spec),
+        a.data.classes.as_deref(),
+        subset,
+        a.seed,
+        &a.device,
+    )?;
+    let parent = stage.parent.as_ref().context("the run to probe")?;
+    let test = stage.test.as_ref().context("--test")?;
+    let (train, rows, device, m) = (&stage.train, &stage.rows, &stage.device, &parent.run.manifest);
+    let k = a.reuse.unwrap_or(parent.arch.blocks.len());
+    let blocks = load_backbone(parent.bytes.clone(), &parent.run.weights_path(), &parent.arch, m.input, k, device)?;
     let labels = train.require_labels()?;
-    let rows = subset.rows(labels, train.num_classes(), a.seed)?;
-    let blocks = load_backbone(run.weights_bytes()?, &run.weights_path(), &arch, m.input, k, &device)?;
     let t0 = std::time::Instant::now();
-    let train_f = probe::features(&blocks, &train, &rows, &m.normalization, &device);
+    let train_f = probe::features(&blocks, train, rows, &m.normalization, device);
     let all_test: Vec<usize> = (0..test.len()).collect();
-    let test_f = probe::features(&blocks, &test, &all_test, &m.normalization, &device);
+    let test_f = probe::features(&blocks, test, &all_test, &m.normalization, device);
     let feature_s = t0.elapsed().as_secs_f64();
     let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
     let truth = test.require_labels()?;
@@ -94,8 +83,8 @@ pub fn run(a: Args) -> Result<()> {
     for method in a.method {
         let t = std::time::Instant::now();
         let pred = match method {
-            ProbeMethod::Knn => probe::knn(&train_f, &train_labels, &test_f, classes, &cfg, &device),
-            ProbeMethod::Linear => probe::linear(&train_f, &train_labels, &test_f, classes, &cfg, &device)?,
+            ProbeMethod::Knn => probe::knn(&train_f, &train_labels, &test_f, classes, &cfg, device),
+            ProbeMethod::Linear => probe::linear(&train_f, &train_labels, &test_f, classes, &cfg, device)?,
         };
         let e = Evaluation::from_predictions(truth, &pred, &test.class_names, classes);
         let seconds = t.elapsed().as_secs_f64();
