@@ -119,6 +119,7 @@ fn main() -> Result<()> {
                     force: true,
                     device: "cpu".into(),
                     argv: args.clone(),
+                    control: Default::default(),
                     kind: None,
                 };
                 let t = std::time::Instant::now();
@@ -258,6 +259,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
             },
             device: "cpu".into(),
             argv: args.to_vec(),
+            control: Default::default(),
         },
         &mut Silent,
     )?;

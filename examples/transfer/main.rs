@@ -69,6 +69,7 @@ fn request(cfg: &Config, argv: &[String]) -> FinetuneRequest {
         force: true,
         device: "cpu".into(),
         argv: argv.to_vec(),
+        control: Default::default(),
         kind: None,
     }
 }

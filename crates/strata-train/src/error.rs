@@ -29,9 +29,12 @@ pub enum TrainError {
     /// The requested compute device is not available.
     #[error("device `{device}`: {reason}")]
     Device { device: String, reason: String },
-    /// Training produced a NaN or infinite loss.
-    #[error("{phase}: loss became {value} at step {step}; lower the learning rate (--lr) and try again")]
-    Diverged { phase: String, step: usize, value: f32 },
+    /// Training produced a NaN or infinite loss or weight.
+    #[error("{phase}: training diverged at step {step}: {what}; lower the learning rate (--lr), e.g. to a tenth, and try again")]
+    Diverged { phase: String, step: usize, what: String },
+    /// The user asked the run to stop; a checkpoint was written first.
+    #[error("stopped at step {step} as asked; {saved}")]
+    Interrupted { step: usize, saved: String },
 }
 
 /// Result with [`TrainError`].

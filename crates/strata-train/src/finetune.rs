@@ -8,13 +8,13 @@ use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
 use crate::optim::OptimSettings;
 use crate::progress::{Event, Observer};
-use crate::step::{BatchSchedule, checked_loss, cross_entropy, validate_optim};
+use crate::checkpoint::{Checkpoint, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part};
+use crate::recorder::Recorder;
+use crate::step::{BatchSchedule, SchedulePosition, checked_loss, cross_entropy, step_rng, validate_optim};
 use burn::module::{Module, ParamGroup};
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::tensor::Device;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
@@ -244,7 +244,49 @@ fn build_model(init: Init, cfg: &FinetuneConfig, input: InputShape, device: &Dev
     }
 }
 
+/// Where the phased loop stands, saved in each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoopState {
+    /// index of the current phase in [`plan`]
+    phase: usize,
+    /// steps taken in it
+    in_phase: usize,
+    /// steps taken in all phases
+    step: usize,
+    schedule: SchedulePosition,
+    /// running loss sum of the current logging window, and the rows it covers
+    sum: f64,
+    count: usize,
+    last_loss: f32,
+    /// the finished phases
+    records: Vec<PhaseRecord>,
+    /// seconds spent in the current phase before the checkpoint
+    phase_seconds: f64,
+}
+
+/// Writes a checkpoint of the classifier and its optimiser at `st`.
+fn checkpoint(st: &LoopState, name: &str, model: &Classifier, optim: &ModuleOptimizer, rec: &mut dyn Recorder) -> Result<()> {
+    if let Some(tensor) = weights::first_nonfinite(model) {
+        return Err(TrainError::Diverged {
+            phase: name.into(),
+            step: st.step,
+            what: format!("tensor {tensor} holds NaN or infinite values"),
+        });
+    }
+    let mut parts = Parts::new();
+    parts.insert(MODEL_PART.into(), module_bytes(model)?);
+    parts.insert(OPTIM_PART.into(), optimizer_bytes(optim)?);
+    let state = serde_json::to_value(st).map_err(|e| TrainError::BadRun { path: name.into(), reason: e.to_string() })?;
+    let metric = Some(f64::from(st.last_loss)).filter(|m| m.is_finite());
+    rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
+}
+
+const MODEL_PART: &str = "model.bpk";
+const OPTIM_PART: &str = "optim.bpk";
+
 /// Trains a classifier on rows `rows` of `train`; labeled `eval` data is scored after each phase.
+/// Checkpoints go to `rec` as its policy says (by default every `max(epoch, 100)` steps and at
+/// every phase end); a checkpoint it hands back is continued from, across phase changes.
 #[allow(clippy::too_many_arguments)]
 pub fn finetune(
     init: Init,
@@ -255,7 +297,7 @@ pub fn finetune(
     device: &Device,
     eval: Option<&Dataset>,
     observer: &mut dyn Observer,
-    log: &mut dyn FnMut(serde_json::Value) -> Result<()>,
+    rec: &mut dyn Recorder,
 ) -> Result<FinetuneOutcome> {
     cfg.validate()?;
     train.require_labels()?;
@@ -267,25 +309,46 @@ pub fn finetune(
     let shape = train.shape;
     let mut schedule = BatchSchedule::new(rows.to_vec(), cfg.batch, cfg.seed);
     let log_every = schedule.steps_per_epoch().max(20);
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6175_676d);
+    let policy = rec.policy();
+    let every = policy.map(|p| p.every_steps.unwrap_or(schedule.steps_per_epoch().max(100)).max(1));
     let mut optim = cfg.optim.build();
-    let mut records = Vec::new();
-    let mut step = 0usize;
     let mut evaluation = None;
+    let phases = plan(cfg);
+    let mut st = LoopState {
+        phase: 0,
+        in_phase: 0,
+        step: 0,
+        schedule: schedule.position(),
+        sum: 0.0,
+        count: 0,
+        last_loss: f32::NAN,
+        records: Vec::new(),
+        phase_seconds: 0.0,
+    };
+    if let Some(ck) = rec.take_resume() {
+        st = serde_json::from_value(ck.state)
+            .map_err(|e| TrainError::BadRun { path: ck.phase.clone().into(), reason: format!("checkpoint state: {e}") })?;
+        schedule.seek(st.schedule);
+        model = load_module(model, part(&ck.parts, MODEL_PART)?, MODEL_PART)?;
+        optim = load_optimizer(optim, part(&ck.parts, OPTIM_PART)?, OPTIM_PART)?;
+    }
 
     let reused = cfg.backbone.reused();
-    for phase in plan(cfg) {
-        model = apply_freeze(model, &phase);
-        let mut lr_policy = lr_schedule(&model, &phase, cfg.lr);
+    while st.phase < phases.len() {
+        let phase = &phases[st.phase];
+        model = apply_freeze(model, phase);
+        let mut lr_policy = lr_schedule(&model, phase, cfg.lr);
         // the rate of the topmost unfrozen reused block, for logs and the manifest
         let reused_lr = reused.iter().rev().find_map(|&i| phase.block_lr[i]);
         let name = phase.name.as_str();
         observer.event(Event::PhaseStart { phase: name.into(), steps: phase.steps });
         let t0 = Instant::now();
-        let (mut sum, mut count, mut last_loss) = (0f64, 0usize, f32::NAN);
-        for s in 0..phase.steps {
+        let elapsed = |st: &LoopState| st.phase_seconds + t0.elapsed().as_secs_f64();
+        while st.in_phase < phase.steps {
             let idx = schedule.next_batch();
             let x = if cfg.augment_shift > 0 {
+                // one generator per step, so a resumed run shifts its images the same way
+                let mut rng = step_rng(cfg.seed, 0x6175_676d, st.step as u64);
                 let px: Vec<Vec<u8>> = idx
                     .iter()
                     .map(|&i| augment::random_shift(train.image(i), shape, cfg.augment_shift, &mut rng))
@@ -296,22 +359,42 @@ pub fn finetune(
             };
             let y = batcher.labels(&idx, &ad);
             let loss = cross_entropy(model.forward(x), y);
-            let value = checked_loss(&loss, name, step)?;
+            let value = match checked_loss(&loss, name, st.step) {
+                Err(TrainError::Diverged { phase, step, what }) => {
+                    let tensor = match weights::first_nonfinite(&model) {
+                        Some(t) => format!("; first non-finite tensor: {t}"),
+                        None => "; the weights are still finite (the loss itself overflowed)".into(),
+                    };
+                    return Err(TrainError::Diverged { phase, step, what: format!("{what}{tensor}") });
+                }
+                other => other?,
+            };
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr_policy.step(), model, grads);
-            step += 1;
-            sum += f64::from(value) * idx.len() as f64;
-            count += idx.len();
-            observer.event(Event::Step { phase: name.into(), step: s + 1, loss: value });
-            if (s + 1) % log_every == 0 || s + 1 == phase.steps {
-                last_loss = (sum / count.max(1) as f64) as f32;
-                log(serde_json::json!({
-                    "phase": name, "step": step, "epoch": schedule.epoch(), "loss": last_loss,
+            st.step += 1;
+            st.in_phase += 1;
+            st.schedule = schedule.position();
+            st.sum += f64::from(value) * idx.len() as f64;
+            st.count += idx.len();
+            observer.event(Event::Step { phase: name.into(), step: st.in_phase, loss: value });
+            if st.in_phase % log_every == 0 || st.in_phase == phase.steps {
+                st.last_loss = (st.sum / st.count.max(1) as f64) as f32;
+                rec.log(serde_json::json!({
+                    "phase": name, "step": st.step, "epoch": schedule.epoch(), "loss": st.last_loss,
                     "lr_head": cfg.lr, "lr_backbone": reused_lr,
-                    "seconds": t0.elapsed().as_secs_f64(),
+                    "seconds": elapsed(&st),
                 }))?;
-                sum = 0.0;
-                count = 0;
+                st.sum = 0.0;
+                st.count = 0;
+            }
+            let stop = rec.stop_requested();
+            let due = every.is_some_and(|n| st.step % n == 0);
+            if (due || stop) && st.in_phase < phase.steps {
+                let saved = LoopState { phase_seconds: elapsed(&st), ..st.clone() };
+                checkpoint(&saved, name, &model, &optim, rec)?;
+                if stop {
+                    return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+                }
             }
         }
         evaluation = match eval {
@@ -320,23 +403,40 @@ pub fn finetune(
         };
         let eval_accuracy = evaluation.as_ref().map(|e| e.accuracy);
         let summary = match eval_accuracy {
-            Some(a) => format!("loss {last_loss:.4}, accuracy {:.2}%", 100.0 * a),
-            None => format!("loss {last_loss:.4}"),
+            Some(a) => format!("loss {:.4}, accuracy {:.2}%", st.last_loss, 100.0 * a),
+            None => format!("loss {:.4}", st.last_loss),
         };
         observer.event(Event::PhaseEnd { phase: name.into(), summary });
-        records.push(PhaseRecord {
+        st.records.push(PhaseRecord {
             name: phase.name.clone(),
             steps: phase.steps,
             backbone_lr: reused_lr,
             trainable_blocks: phase.trainable(),
             block_lr: phase.block_lr.clone(),
             head_lr: cfg.lr,
-            final_loss: last_loss,
+            final_loss: st.last_loss,
             eval_accuracy,
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds: elapsed(&st),
         });
+        st.phase += 1;
+        st.in_phase = 0;
+        st.phase_seconds = 0.0;
+        // a checkpoint at every phase change but the last (the run is complete right after it)
+        let stop = rec.stop_requested();
+        if (policy.is_some() || stop) && st.phase < phases.len() {
+            checkpoint(&st, &phases[st.phase].name, &model, &optim, rec)?;
+            if stop {
+                return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+            }
+        }
     }
-    Ok(FinetuneOutcome { model: model.valid(), phases: records, evaluation })
+    if evaluation.is_none()
+        && let Some(data) = eval
+    {
+        // resumed after the last phase's evaluation was taken: score again (same weights)
+        evaluation = Some(evaluate(&model, data, None, norm, device)?);
+    }
+    Ok(FinetuneOutcome { model: model.valid(), phases: st.records, evaluation })
 }
 
 #[cfg(test)]
@@ -344,6 +444,8 @@ mod tests {
     use super::*;
     use crate::layout::Surgery;
     use crate::progress::Silent;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
     use burn::optim::SgdConfig;
     use burn::tensor::Tensor;
     use strata_data::ImageShape;
@@ -401,7 +503,7 @@ mod tests {
         let norm = Normalization::fit(&data);
         let rows: Vec<usize> = (0..data.len()).collect();
         let device = Device::default();
-        finetune(Init::Pretrained(blocks), cfg, &data, &rows, &norm, &device, None, &mut Silent, &mut |_| Ok(()))
+        finetune(Init::Pretrained(blocks), cfg, &data, &rows, &norm, &device, None, &mut Silent, &mut crate::recorder::Discard)
             .unwrap()
     }
 

@@ -2,6 +2,7 @@
 //! evaluation, and run directories with manifests.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod device;
 pub mod error;
 pub mod evaluate;
@@ -12,6 +13,7 @@ pub mod methods;
 pub mod optim;
 pub mod probe;
 pub mod progress;
+pub mod recorder;
 pub mod reuse;
 pub mod run_dir;
 pub mod step;
@@ -25,4 +27,6 @@ pub use manifest::Manifest;
 pub use methods::{PretrainConfig, PretrainOutcome, Pretrainer, method_by_name, method_names};
 pub use optim::{OptimSettings, OptimizerKind};
 pub use progress::{Event, Observer};
+pub use recorder::{Discard, Recorder, StopFlag};
+pub use checkpoint::{CheckpointPolicy, CheckpointStore};
 pub use run_dir::{RunDir, RunWriter};

@@ -45,13 +45,23 @@ pub fn validate_optim(batch: usize, lr: f64) -> Result<()> {
     Ok(())
 }
 
-/// Reads a scalar loss and stops the run on NaN or infinity.
+/// Reads a scalar loss and stops the run on NaN or infinity (the loop that catches the
+/// error names the first tensor that went non-finite).
 pub fn checked_loss(loss: &Tensor<1>, phase: &str, step: usize) -> Result<f32> {
     let value = loss.clone().into_scalar::<f32>();
     if !value.is_finite() {
-        return Err(TrainError::Diverged { phase: phase.into(), step, value });
+        return Err(TrainError::Diverged { phase: phase.into(), step, what: format!("the loss became {value}") });
     }
     Ok(value)
+}
+
+/// A [`BatchSchedule`]'s place: the epoch and how far into its order (None = not started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SchedulePosition {
+    /// completed passes
+    pub epoch: u64,
+    /// rows of this epoch's order already handed out
+    pub pos: Option<usize>,
 }
 
 /// Yields the row indices of each optimiser step: seeded shuffles of `rows`, epoch after
@@ -80,6 +90,27 @@ impl BatchSchedule {
     /// Completed passes over the data so far.
     pub fn epoch(&self) -> u64 {
         self.epoch
+    }
+
+    /// Where the schedule stands, to be saved in a checkpoint.
+    pub fn position(&self) -> SchedulePosition {
+        SchedulePosition { epoch: self.epoch, pos: (self.pos != usize::MAX).then_some(self.pos) }
+    }
+
+    /// Continues from a saved position: the same batches follow as would have without the stop.
+    pub fn seek(&mut self, at: SchedulePosition) {
+        self.epoch = at.epoch;
+        match at.pos {
+            Some(pos) => {
+                let perm = strata_data::epoch_order(self.rows.len(), self.seed, self.epoch);
+                self.order = perm.into_iter().map(|i| self.rows[i]).collect();
+                self.pos = pos.min(self.order.len());
+            }
+            None => {
+                self.order.clear();
+                self.pos = usize::MAX;
+            }
+        }
     }
 
     /// The next batch (the last batch of an epoch may be smaller).
@@ -113,6 +144,20 @@ mod tests {
         let next: Vec<usize> = (0..3).flat_map(|_| s.next_batch()).collect();
         assert_eq!(s.epoch(), 1);
         assert_eq!(next.len(), 10);
+    }
+
+    #[test]
+    fn a_schedule_continues_from_its_position() {
+        let mut whole = BatchSchedule::new((0..23).collect(), 5, 9);
+        let all: Vec<_> = (0..14).map(|_| whole.next_batch()).collect();
+        for cut in [0, 1, 4, 5, 7, 13] {
+            let mut first = BatchSchedule::new((0..23).collect(), 5, 9);
+            let head: Vec<_> = (0..cut).map(|_| first.next_batch()).collect();
+            let mut second = BatchSchedule::new((0..23).collect(), 5, 9);
+            second.seek(first.position());
+            let tail: Vec<_> = (cut..14).map(|_| second.next_batch()).collect();
+            assert_eq!([head, tail].concat(), all, "cut after {cut} batches");
+        }
     }
 
     #[test]

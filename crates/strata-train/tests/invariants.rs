@@ -49,7 +49,7 @@ fn pretrained_bytes(d: &Dataset, norm: &Normalization, device: &Device) -> Vec<u
         noise: 0.0,
         ..PretrainConfig::default()
     };
-    method_by_name("ae").unwrap().pretrain(d, norm, &cfg, device, &mut Silent, &mut |_| Ok(())).unwrap().weights
+    method_by_name("ae").unwrap().pretrain(d, norm, &cfg, device, &mut Silent, &mut strata_train::recorder::Discard).unwrap().weights
 }
 
 fn backbone_part(snap: &BTreeMap<String, Vec<f32>>, block: usize) -> BTreeMap<String, Vec<f32>> {
@@ -139,7 +139,7 @@ fn frozen_blocks_and_their_batch_norm_statistics_do_not_move() {
             &device,
             None,
             &mut Silent,
-            &mut |_| Ok(()),
+            &mut strata_train::recorder::Discard,
         )
         .unwrap();
         let after = weights::snapshot(&out.model);
@@ -175,7 +175,7 @@ fn reused_blocks_get_the_reduced_learning_rate() {
         &device,
         None,
         &mut Silent,
-        &mut |_| Ok(()),
+        &mut strata_train::recorder::Discard,
     )
     .unwrap();
     let after = weights::snapshot(&out.model);
@@ -239,7 +239,7 @@ fn every_method_lowers_its_loss_and_is_deterministic() {
             let mut lines: Vec<(String, f64)> = Vec::new();
             let out = method_by_name(name)
                 .unwrap()
-                .pretrain(&d, &norm, &cfg, &device, &mut Silent, &mut |v| {
+                .pretrain(&d, &norm, &cfg, &device, &mut Silent, &mut |v: serde_json::Value| {
                     lines.push((v["phase"].as_str().unwrap().to_string(), v[key].as_f64().unwrap()));
                     Ok(())
                 })

@@ -44,9 +44,9 @@ pub enum Command {
     Bench(commands::bench::Args),
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let argv: Vec<String> = std::env::args().collect();
+/// Runs the parsed command; `argv` (with `--config` and `--resume` expanded) is recorded in
+/// the run's manifest and job file.
+pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(a) => commands::pretrain::run(a, argv),
         Command::Train(a) => commands::train::run(a, argv),

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config_file;
+pub mod control;
 pub mod context;
 pub mod interop;
 pub mod observer;

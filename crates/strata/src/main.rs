@@ -9,7 +9,9 @@ use strata::cli::Cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let argv = match strata::config_file::expand(std::env::args().collect()) {
+    let argv = match strata::config_file::expand(std::env::args().collect())
+        .and_then(strata::control::expand_resume)
+    {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -18,12 +20,17 @@ fn main() -> std::process::ExitCode {
     };
     // a flag given twice (once from --config, once typed) takes the last value
     let command = Cli::command().mut_subcommands(|s| s.args_override_self(true));
-    let cli = match Cli::from_arg_matches(&command.get_matches_from(argv)) {
+    let cli = match Cli::from_arg_matches(&command.get_matches_from(argv.clone())) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    match strata::cli::run(cli) {
+    strata::control::install_interrupt_handler();
+    match strata::cli::run(cli, argv) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<strata::control::Stopped>().is_some() => {
+            eprintln!("{e}");
+            std::process::ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

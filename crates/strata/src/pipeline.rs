@@ -1,6 +1,7 @@
 //! The two stages as plain functions: what the commands, the demo and the examples call.
 
 use crate::context::{self, input_of, load_data, now_unix};
+use crate::control::{self, RunControl};
 pub use crate::stage2::{LabelSubset, Recipe};
 use crate::stage2::{RunInfo, Stage2, write_classifier};
 use anyhow::{Context, Result};
@@ -10,7 +11,7 @@ use strata_nn::ArchSpec;
 use strata_train::evaluate::Evaluation;
 use strata_train::finetune::PhaseRecord;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
-use strata_train::{Observer, PretrainConfig, RunDir, RunWriter, method_by_name};
+use strata_train::{Observer, PretrainConfig, RunDir, method_by_name};
 
 /// Everything `strata pretrain` needs.
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub struct PretrainRequest {
     pub device: String,
     /// argv, for the manifest
     pub argv: Vec<String>,
+    /// checkpoints, stop flag, resume
+    pub control: RunControl,
 }
 
 fn empty_weights() -> WeightsRecord {
@@ -43,7 +46,7 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     // settings first: a typo should not cost a data load
     req.cfg.validate()?;
     let (choice, device) = context::device(&req.device)?;
-    let mut writer = RunWriter::create(&req.out, req.force)?;
+    let mut writer = req.control.writer("pretrain", &req.out, req.force, &req.argv)?;
     let data = load_data(&req.data, "--data", req.cfg.pairs_by_label, Split::Train)?;
     // labels are only read as identities by a siamese run that asks for it
     let mut data = if req.cfg.pairs_by_label { data } else { data.unlabeled() };
@@ -57,15 +60,14 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     req.cfg.arch.shapes(input).context("--arch")?;
     let norm = Normalization::fit(&data);
     let started = std::time::Instant::now();
-    let mut curve = Vec::new();
-    let outcome = method.pretrain(&data, &norm, &req.cfg, &device, observer, &mut |v| {
-        curve.push(v.clone());
-        writer.log(&v)
-    })?;
+    let outcome = match method.pretrain(&data, &norm, &req.cfg, &device, observer, &mut writer) {
+        Ok(o) => o,
+        Err(e) => return Err(control::explain(e, &writer, "pretrain")),
+    };
     for a in &outcome.artifacts {
         writer.write_file(&a.name, &a.bytes)?;
     }
-    writer.write_file("loss.png", &loss_curve(method.name(), &curve)?)?;
+    writer.write_file("loss.png", &loss_curve(method.name(), writer.lines())?)?;
     let mut metrics = outcome.metrics;
     metrics["total_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
     let manifest = Manifest {
@@ -166,6 +168,8 @@ pub struct FinetuneRequest {
     pub argv: Vec<String>,
     /// the run kind to record, when not implied by `from` (`strata train`)
     pub kind: Option<RunKind>,
+    /// checkpoints, stop flag, resume
+    pub control: RunControl,
 }
 
 /// What stage two produced.
@@ -183,7 +187,8 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     let r = &req.recipe;
     strata_train::step::validate_optim(r.batch, r.lr)?;
     r.optim.validate()?;
-    let mut writer = RunWriter::create(&req.out, req.force)?;
+    let command = if req.kind == Some(RunKind::Train) { "train" } else { "finetune" };
+    let mut writer = req.control.writer(command, &req.out, req.force, &req.argv)?;
     let stage = Stage2::load(
         req.from.as_deref(),
         &req.train,
@@ -196,7 +201,10 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     let plan = stage.plan(&r.surgery, &req.arch)?;
     let cfg = r.config(plan, stage.head(r)?, req.seed);
     let started = std::time::Instant::now();
-    let outcome = stage.train(&cfg, &stage.rows, stage.test.as_ref(), observer, &mut |v| writer.log(&v))?;
+    let outcome = match stage.train(&cfg, &stage.rows, stage.test.as_ref(), observer, &mut writer) {
+        Ok(o) => o,
+        Err(e) => return Err(control::explain(e, &writer, command)),
+    };
     // scored after the last phase by finetune itself
     let test = outcome.evaluation.clone();
     let mut metrics = serde_json::json!({ "seconds": started.elapsed().as_secs_f64() });

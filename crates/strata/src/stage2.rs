@@ -251,8 +251,8 @@ impl Stage2 {
         rows: &[usize],
         eval: Option<&Dataset>,
         observer: &mut dyn Observer,
-        log: &mut dyn FnMut(serde_json::Value) -> strata_train::Result<()>,
-    ) -> Result<FinetuneOutcome> {
+        log: &mut dyn strata_train::Recorder,
+    ) -> strata_train::Result<FinetuneOutcome> {
         let plan = &cfg.backbone;
         let init = match &self.parent {
             Some(p) if !plan.is_scratch() => Init::Pretrained(load_backbone(
@@ -266,7 +266,7 @@ impl Stage2 {
             _ => Init::Scratch,
         };
         let norm = self.norm(plan);
-        Ok(strata_train::finetune(init, cfg, &self.train, rows, norm, &self.device, eval, observer, log)?)
+        strata_train::finetune(init, cfg, &self.train, rows, norm, &self.device, eval, observer, log)
     }
 
     /// The manifest of a classifier run trained on this stage with `cfg`.

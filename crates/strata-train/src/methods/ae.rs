@@ -1,7 +1,10 @@
 //! `ae`: a convolutional autoencoder; its encoder is the backbone.
 
 use super::artifacts::reconstructions;
-use super::epochs::{Figures, Objective, run_epochs, trained};
+use super::epochs::{
+    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
+};
+use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
@@ -51,6 +54,19 @@ impl<C: FnMut(u64, Vec<Vec<u8>>) -> Vec<Vec<u8>>> Objective for Reconstruct<'_, 
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         self.model = Some(self.optim.step(self.lr, model, grads));
         Ok(vec![("loss", f64::from(value))])
+    }
+
+    fn save(&self) -> Result<Parts> {
+        save_parts(&self.model, &[(OPTIM_PART, &self.optim)])
+    }
+
+    fn restore(&mut self, parts: &Parts) -> Result<()> {
+        restore_model(&mut self.model, parts)?;
+        restore_optim(&mut self.optim, parts, OPTIM_PART)
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        nonfinite(&self.model)
     }
 }
 

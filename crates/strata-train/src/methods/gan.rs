@@ -5,7 +5,8 @@
 //! is reported as a collapse rather than trained on in silence.
 
 use super::artifacts::{Artifact, to_pixels};
-use super::epochs::{Figures, Objective, run_epochs, trained};
+use super::epochs::{Figures, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained};
+use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
@@ -23,6 +24,10 @@ use strata_nn::{Block, Decoder, FeatureShape, Features, try_seeded, weights};
 
 /// Size of the generator's noise vector.
 pub const LATENT: usize = 64;
+/// Checkpoint parts of the two optimisers and of the collapse warnings so far.
+const D_OPTIM: &str = "d_optim.bpk";
+const G_OPTIM: &str = "g_optim.bpk";
+const WARNINGS: &str = "warnings.json";
 /// Samples in the per-epoch grid.
 const SAMPLES: usize = 16;
 /// Mean discriminator loss below which the generator no longer gets a useful gradient.
@@ -165,6 +170,35 @@ impl<'a> Adversarial<'a> {
 }
 
 impl Objective for Adversarial<'_> {
+    fn save(&self) -> Result<Parts> {
+        let mut parts = save_parts(&self.model, &[(D_OPTIM, &self.d_optim), (G_OPTIM, &self.g_optim)])?;
+        for a in &self.artifacts {
+            parts.insert(a.name.clone(), a.bytes.clone());
+        }
+        let warnings = serde_json::to_vec(&self.warnings).unwrap_or_default();
+        parts.insert(WARNINGS.into(), warnings);
+        Ok(parts)
+    }
+
+    fn restore(&mut self, parts: &Parts) -> Result<()> {
+        restore_model(&mut self.model, parts)?;
+        restore_optim(&mut self.d_optim, parts, D_OPTIM)?;
+        restore_optim(&mut self.g_optim, parts, G_OPTIM)?;
+        self.artifacts = parts
+            .iter()
+            .filter(|(name, _)| name.starts_with("samples-epoch-"))
+            .map(|(name, bytes)| Artifact { name: name.clone(), bytes: bytes.clone() })
+            .collect();
+        // the epoch number, not the name, orders the grids (epoch-10 after epoch-9)
+        self.artifacts.sort_by_key(|a| a.name.trim_start_matches("samples-epoch-").trim_end_matches(".png").parse::<usize>().unwrap_or(0));
+        self.warnings = serde_json::from_slice(crate::checkpoint::part(parts, WARNINGS)?).unwrap_or_default();
+        Ok(())
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        nonfinite(&self.model)
+    }
+
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
         let (model, d_loss, d_acc) = self.d_step(model, idx, step)?;

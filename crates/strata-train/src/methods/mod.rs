@@ -127,8 +127,8 @@ pub struct Job<'a> {
     pub device: &'a Device,
 }
 
-/// Receives one JSON object per epoch (the run's `metrics.jsonl`).
-pub type Log<'a> = dyn FnMut(serde_json::Value) -> Result<()> + 'a;
+/// Receives one JSON object per epoch (the run's `metrics.jsonl`) and the checkpoints.
+pub type Log<'a> = dyn crate::recorder::Recorder + 'a;
 
 /// One pretraining method.
 pub trait Pretrainer {

@@ -2,7 +2,10 @@
 //! 180 or 270 degrees and the network predicts which; recognising "upright" needs the shapes
 //! of the objects, which is what the backbone learns.
 
-use super::epochs::{Figures, Objective, run_epochs, trained};
+use super::epochs::{
+    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
+};
+use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
@@ -48,6 +51,19 @@ struct PredictRotation<'a> {
 }
 
 impl Objective for PredictRotation<'_> {
+    fn save(&self) -> Result<Parts> {
+        save_parts(&self.model, &[(OPTIM_PART, &self.optim)])
+    }
+
+    fn restore(&mut self, parts: &Parts) -> Result<()> {
+        restore_model(&mut self.model, parts)?;
+        restore_optim(&mut self.optim, parts, OPTIM_PART)
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        nonfinite(&self.model)
+    }
+
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
         let (pixels, turns) = rotated_batch(self.data, idx, self.cfg.seed, step);

@@ -4,7 +4,11 @@
 //! stack end to end as one autoencoder. Every stage runs `--epochs` passes.
 
 use super::artifacts::reconstructions;
-use super::epochs::{Figures, Objective, run_epochs};
+use super::epochs::{
+    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts,
+};
+use crate::checkpoint::Parts;
+use crate::recorder::MapLines;
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::error::Result;
@@ -56,9 +60,32 @@ struct LayerWise<'a> {
     device: Device,
     stage: Stage,
     lr: f64,
+    /// the figures of the stages before this one (saved with each checkpoint, since a resumed
+    /// run does not run those stages again)
+    history: serde_json::Value,
 }
 
+/// Checkpoint part with the earlier stages' figures.
+const HISTORY: &str = "stacked.json";
+
 impl Objective for LayerWise<'_> {
+    fn save(&self) -> Result<Parts> {
+        let mut parts = save_parts(&self.model, &[(OPTIM_PART, &self.optim)])?;
+        parts.insert(HISTORY.into(), self.history.to_string().into_bytes());
+        Ok(parts)
+    }
+
+    fn restore(&mut self, parts: &Parts) -> Result<()> {
+        restore_model(&mut self.model, parts)?;
+        restore_optim(&mut self.optim, parts, OPTIM_PART)?;
+        self.history = serde_json::from_slice(crate::checkpoint::part(parts, HISTORY)?).unwrap_or_default();
+        Ok(())
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        nonfinite(&self.model)
+    }
+
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
         let x = self.batcher.inputs(idx, &self.device);
@@ -98,14 +125,23 @@ impl Pretrainer for Stacked {
         let mut model = try_seeded(&ad, cfg.seed, || Autoencoder::new(&cfg.arch, input, &ad))?;
         let mut stages: Vec<Stage> = (0..cfg.arch.blocks.len()).map(Stage::Block).collect();
         stages.push(Stage::Whole);
-        let mut metrics = serde_json::json!({});
-        let mut step_offset = 0;
-        let mut seconds = 0.0;
-        for stage in stages {
-            let name = match stage {
+        let names: Vec<String> = stages
+            .iter()
+            .map(|s| match s {
                 Stage::Block(i) => format!("stacked-block-{i}"),
                 Stage::Whole => "stacked-end-to-end".into(),
-            };
+            })
+            .collect();
+        // every stage takes the same number of steps, so the offsets need no history
+        let per_stage = cfg.epochs * data.len().div_ceil(cfg.batch.max(1));
+        let resume_at = log.resume_phase().and_then(|p| names.iter().position(|n| *n == p));
+        let mut metrics = serde_json::json!({});
+        let mut seconds = 0.0;
+        for (k, (stage, name)) in stages.into_iter().zip(&names).enumerate() {
+            if resume_at.is_some_and(|r| k < r) {
+                // finished before the checkpoint: its result is in the checkpoint's weights
+                continue;
+            }
             // a fresh optimiser per stage: each trains other parameters
             let mut objective = LayerWise {
                 model: Some(prepare(model, stage)),
@@ -114,19 +150,25 @@ impl Pretrainer for Stacked {
                 device: ad.clone(),
                 stage,
                 lr: cfg.lr,
+                history: metrics.clone(),
             };
-            let offset = step_offset;
-            let summary = run_epochs(&name, cfg, data.len(), 1, &mut objective, observer, &mut |mut line| {
-                // one step count across stages, so the loss curve reads left to right
-                line["step"] = serde_json::json!(line["step"].as_u64().unwrap_or(0) + offset as u64);
-                log(line)
-            })?;
-            step_offset += summary.steps;
+            let offset = k * per_stage;
+            let mut rec = MapLines {
+                inner: &mut *log,
+                map: |mut line: serde_json::Value| {
+                    // one step count across stages, so the loss curve reads left to right
+                    line["step"] = serde_json::json!(line["step"].as_u64().unwrap_or(0) + offset as u64);
+                    line
+                },
+            };
+            let summary = run_epochs(name, cfg, data.len(), 1, &mut objective, observer, &mut rec)?;
             seconds += summary.seconds;
+            metrics = objective.history;
             metrics[format!("{name}_loss")] = serde_json::json!(summary.last.get("loss"));
             let Some(m) = objective.model else { unreachable!("the model is put back after every step") };
             model = m;
         }
+        let step_offset = names.len() * per_stage;
         metrics["final_loss"] = metrics["stacked-end-to-end_loss"].clone();
         metrics["steps"] = serde_json::json!(step_offset);
         metrics["seconds"] = serde_json::json!(seconds);

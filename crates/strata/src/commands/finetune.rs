@@ -42,6 +42,8 @@ pub struct Args {
     /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub checkpoints: crate::control::CheckpointArgs,
     /// Replace the run directory if it exists.
     #[arg(long)]
     pub force: bool,
@@ -178,6 +180,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         device: a.device,
         argv,
         kind: None,
+        control: a.checkpoints.control()?,
     };
     let res = pipeline::finetune(&req, &mut Progress::new(a.quiet))?;
     println!("fine-tuned → {}", res.run.path.display());

@@ -54,6 +54,8 @@ pub struct Args {
     /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    #[command(flatten)]
+    pub checkpoints: crate::control::CheckpointArgs,
     /// Replace the run directory if it exists.
     #[arg(long)]
     pub force: bool,
@@ -82,6 +84,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         },
         device: a.device,
         argv,
+        control: a.checkpoints.control()?,
     };
     let run = pipeline::pretrain(&req, &mut Progress::new(a.quiet))?;
     println!("pretrained {} → {}", req.method, run.path.display());
