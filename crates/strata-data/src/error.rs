@@ -88,9 +88,7 @@ pub enum DataError {
     },
 
     /// A binary file does not start with the expected magic number.
-    #[error(
-        "{path}: bad magic number 0x{found:08x}, expected 0x{expected:08x}; this is not the kind of file its name says (or it is compressed without a .gz name)"
-    )]
+    #[error("{path}: bad magic number 0x{found:08x}, expected 0x{expected:08x}: {hint}")]
     BadMagic {
         /// The file.
         path: PathBuf,
@@ -98,6 +96,15 @@ pub enum DataError {
         found: u32,
         /// The magic number wanted.
         expected: u32,
+        /// What the number found says, and what to do.
+        hint: String,
+    },
+
+    /// A data path is neither a regular file nor a folder (a FIFO, a device, a socket).
+    #[error("{path}: not a regular file (a pipe, device or socket); point at the data file or folder itself")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
     },
 
     /// A file header holds values that cannot be right.
@@ -288,6 +295,62 @@ pub enum DataError {
         label: u32,
         /// How many classes the format allows.
         num_classes: usize,
+    },
+
+    /// A label so far above the others that most classes it implies would be empty.
+    #[error(
+        "{path}: record {index} has label {label}, which would make {} classes of which {empty} have no example at all; IDX labels are class indices 0..K-1: the file is damaged, or renumber its classes from 0",
+        *label as u64 + 1
+    )]
+    SparseLabels {
+        /// The labels file.
+        path: PathBuf,
+        /// The first record holding the label.
+        index: usize,
+        /// The largest label.
+        label: u32,
+        /// Classes below it without any example.
+        empty: usize,
+    },
+
+    /// Two class folders whose names are equal once case is ignored.
+    #[error(
+        "{first} and {second}: two class folders whose names differ only in case (or only in bytes that are not UTF-8); classes must have distinct names: merge the two folders or rename one"
+    )]
+    DuplicateClass {
+        /// The first folder, in sorted order.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+
+    /// A symbolic link in an image folder that points back at a folder containing it.
+    #[error(
+        "{path}: symbolic link to {target}, a folder that contains it, would loop forever; remove the link or point it elsewhere"
+    )]
+    SymlinkLoop {
+        /// The link.
+        path: PathBuf,
+        /// Where it resolves to.
+        target: PathBuf,
+    },
+
+    /// An image-named symbolic link that cannot be followed (dangling, or a loop of links).
+    #[error("{path}: symbolic link cannot be followed: {source}; remove it or fix its target")]
+    BrokenLink {
+        /// The link.
+        path: PathBuf,
+        /// Why it cannot be followed.
+        source: std::io::Error,
+    },
+
+    /// Image folders nested beyond any sensible depth.
+    #[error("{path}: folders nested more than {max} levels deep; point at a shallower folder")]
+    TooDeep {
+        /// The folder at the limit.
+        path: PathBuf,
+        /// The depth allowed.
+        max: usize,
     },
 
     /// The decoded images do not fit in memory.

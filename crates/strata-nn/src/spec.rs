@@ -158,11 +158,17 @@ pub enum FeatureShape {
     Flat(usize),
 }
 
+/// Most values one image may take at the input or at any block's output (2^31): more is
+/// no network that can be trained, and a product of three sizes from a hostile manifest
+/// must not overflow.
+pub const MAX_VALUES: usize = 1 << 31;
+
 impl FeatureShape {
-    /// Number of values per image.
+    /// Number of values per image (saturating: shapes that [`ArchSpec::shapes`] returns
+    /// never come near, but one built by hand cannot overflow).
     pub fn numel(self) -> usize {
         match self {
-            Self::Map(c, h, w) => c * h * w,
+            Self::Map(c, h, w) => c.saturating_mul(h).saturating_mul(w),
             Self::Flat(n) => n,
         }
     }
@@ -230,6 +236,9 @@ impl ArchSpec {
         if input.channels == 0 || input.height == 0 || input.width == 0 {
             return Err(err("the input has a zero dimension".into()));
         }
+        if FeatureShape::Map(input.channels, input.height, input.width).numel() > MAX_VALUES {
+            return Err(err(format!("the input holds more than {MAX_VALUES} values per image")));
+        }
         let mut cur = FeatureShape::Map(input.channels, input.height, input.width);
         let mut out = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
@@ -239,7 +248,13 @@ impl ArchSpec {
                         return Err(err(format!("block {i} pools a {h}x{w} map; remove a `-pool`")));
                     }
                     let (h, w) = if pool { (h / 2, w / 2) } else { (h, w) };
-                    FeatureShape::Map(channels, h, w)
+                    let map = FeatureShape::Map(channels, h, w);
+                    if map.numel() > MAX_VALUES {
+                        return Err(err(format!(
+                            "block {i} would output {channels}x{h}x{w} values per image, more than {MAX_VALUES}; use fewer channels or pool earlier"
+                        )));
+                    }
+                    map
                 }
                 (BlockSpec::Conv { .. }, FeatureShape::Flat(_)) => {
                     return Err(err(format!("block {i} is a conv block after a dense block")));
@@ -326,6 +341,23 @@ mod tests {
         let s = ArchSpec::parse("conv8-pool,conv8-pool,conv8-pool,conv8-pool,conv8-pool").unwrap();
         let e = s.shapes(MNIST).unwrap_err().to_string();
         assert!(e.contains("pools a 1x1 map"), "{e}");
+    }
+
+    #[test]
+    fn huge_inputs_and_maps_are_errors_not_overflows() {
+        // Found by the arch_spec fuzz target: the input shape came from the bytes
+        // "conv32-pool," (as a manifest's `input` could), and numel() overflowed.
+        let bytes = b"conv32-pool,conv64-pool,dense128";
+        let d = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]) as usize;
+        let input = InputShape { channels: d(0), height: d(4), width: d(8) };
+        let spec = ArchSpec::parse(std::str::from_utf8(&bytes[12..]).unwrap()).unwrap();
+        let e = spec.shapes(input).unwrap_err().to_string();
+        assert!(e.contains("more than 2147483648 values"), "{e}");
+        let e = ArchSpec::parse("conv65536").unwrap().shapes(InputShape { channels: 3, height: 8192, width: 8192 });
+        assert!(e.unwrap_err().to_string().contains("block 0 would output 65536x8192x8192"));
+        assert_eq!(FeatureShape::Map(usize::MAX, 2, 2).numel(), usize::MAX);
+        let big = InputShape { channels: 3, height: 8192, width: 8192 };
+        assert_eq!(ArchSpec::reference().output_shape(big).unwrap(), FeatureShape::Flat(128));
     }
 
     #[test]

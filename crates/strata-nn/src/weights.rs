@@ -201,3 +201,9 @@ pub fn param_ids<M: Module>(module: &M) -> BTreeMap<String, ParamId> {
     module.visit(&mut v);
     v.ids
 }
+
+/// The dotted path of the first parameter or buffer holding a NaN or an infinity, if any
+/// (divergence reports name the tensor that broke).
+pub fn first_nonfinite<M: Module>(module: &M) -> Option<String> {
+    snapshot(module).into_iter().find(|(_, v)| v.iter().any(|x| !x.is_finite())).map(|(name, _)| name)
+}

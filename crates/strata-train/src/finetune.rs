@@ -257,7 +257,8 @@ struct LoopState {
     /// running loss sum of the current logging window, and the rows it covers
     sum: f64,
     count: usize,
-    last_loss: f32,
+    /// mean loss of the last logging window (None before the first; JSON has no NaN)
+    last_loss: Option<f32>,
     /// the finished phases
     records: Vec<PhaseRecord>,
     /// seconds spent in the current phase before the checkpoint
@@ -277,7 +278,7 @@ fn checkpoint(st: &LoopState, name: &str, model: &Classifier, optim: &ModuleOpti
     parts.insert(MODEL_PART.into(), module_bytes(model)?);
     parts.insert(OPTIM_PART.into(), optimizer_bytes(optim)?);
     let state = serde_json::to_value(st).map_err(|e| TrainError::BadRun { path: name.into(), reason: e.to_string() })?;
-    let metric = Some(f64::from(st.last_loss)).filter(|m| m.is_finite());
+    let metric = st.last_loss.map(f64::from).filter(|m| m.is_finite());
     rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
 }
 
@@ -321,7 +322,7 @@ pub fn finetune(
         schedule: schedule.position(),
         sum: 0.0,
         count: 0,
-        last_loss: f32::NAN,
+        last_loss: None,
         records: Vec::new(),
         phase_seconds: 0.0,
     };
@@ -378,9 +379,10 @@ pub fn finetune(
             st.count += idx.len();
             observer.event(Event::Step { phase: name.into(), step: st.in_phase, loss: value });
             if st.in_phase % log_every == 0 || st.in_phase == phase.steps {
-                st.last_loss = (st.sum / st.count.max(1) as f64) as f32;
+                let mean = (st.sum / st.count.max(1) as f64) as f32;
+                st.last_loss = Some(mean);
                 rec.log(serde_json::json!({
-                    "phase": name, "step": st.step, "epoch": schedule.epoch(), "loss": st.last_loss,
+                    "phase": name, "step": st.step, "epoch": schedule.epoch(), "loss": mean,
                     "lr_head": cfg.lr, "lr_backbone": reused_lr,
                     "seconds": elapsed(&st),
                 }))?;
@@ -402,9 +404,10 @@ pub fn finetune(
             None => None,
         };
         let eval_accuracy = evaluation.as_ref().map(|e| e.accuracy);
+        let last_loss = st.last_loss.unwrap_or(f32::NAN);
         let summary = match eval_accuracy {
-            Some(a) => format!("loss {:.4}, accuracy {:.2}%", st.last_loss, 100.0 * a),
-            None => format!("loss {:.4}", st.last_loss),
+            Some(a) => format!("loss {last_loss:.4}, accuracy {:.2}%", 100.0 * a),
+            None => format!("loss {last_loss:.4}"),
         };
         observer.event(Event::PhaseEnd { phase: name.into(), summary });
         st.records.push(PhaseRecord {
@@ -414,7 +417,7 @@ pub fn finetune(
             trainable_blocks: phase.trainable(),
             block_lr: phase.block_lr.clone(),
             head_lr: cfg.lr,
-            final_loss: st.last_loss,
+            final_loss: last_loss,
             eval_accuracy,
             seconds: elapsed(&st),
         });

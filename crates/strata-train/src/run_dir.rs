@@ -116,7 +116,7 @@ impl Unfinished {
         }
         match self.resumable_from() {
             Some(c) => format!(
-                "INCOMPLETE, resumable: interrupted after step {} ({}); continue with `strata {command} --resume {}`",
+                "INCOMPLETE, resumable: last checkpoint at step {} (phase {}); continue with `strata {command} --resume {}`",
                 c.step,
                 c.phase,
                 target.display()

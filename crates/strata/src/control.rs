@@ -123,10 +123,10 @@ pub fn explain(e: strata_train::TrainError, writer: &RunWriter, command: &str) -
             "stopped after step {step}; checkpoint written in {}. Continue with: strata {command} --resume {out}",
             writer.staging().display()
         ))),
-        (TrainError::Diverged { .. }, Some(step)) => anyhow!(e).context(format!(
-            "the last good checkpoint (step {step}) is kept in {}; continue from it at a lower rate with: strata {command} --resume {out} --lr <lower>",
+        (TrainError::Diverged { .. }, Some(step)) => anyhow!(
+            "{e}. The last good checkpoint (step {step}) is kept in {}; continue from it at a lower rate with: strata {command} --resume {out} --lr <lower>",
             writer.staging().display()
-        )),
+        ),
         _ => anyhow!(e),
     }
 }

@@ -150,7 +150,17 @@ impl Format for Cifar {
 
 /// Appends one batch file's pixels and labels.
 fn read_batch(path: &Path, v: &Variant, images: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    // Reading a FIFO or a device would block or never end: only plain files.
+    if !meta.is_file() {
+        return Err(DataError::NotAFile { path: path.to_path_buf() });
+    }
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse_batch(&bytes, v, path, images, labels)
+}
+
+/// Appends the records in `bytes` (one batch file) to `images` and `labels`.
+fn parse_batch(bytes: &[u8], v: &Variant, path: &Path, images: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
     let rec = v.record();
     if bytes.is_empty() || bytes.len() % rec != 0 {
         return Err(DataError::Truncated {
@@ -160,6 +170,7 @@ fn read_batch(path: &Path, v: &Variant, images: &mut Vec<u8>, labels: &mut Vec<u
         });
     }
     images.reserve(bytes.len() / rec * SHAPE.numel());
+    labels.reserve(bytes.len() / rec);
     for (i, r) in bytes.chunks_exact(rec).enumerate() {
         let label = r[v.label_bytes - 1] as u32;
         if label as usize >= v.num_classes {
@@ -176,6 +187,16 @@ fn read_batch(path: &Path, v: &Variant, images: &mut Vec<u8>, labels: &mut Vec<u
     Ok(())
 }
 
+/// Reads one CIFAR batch held in memory: (pixels N x 3 x 32 x 32, labels). `cifar100`
+/// selects the record layout (coarse + fine label byte, the fine one used); `path` only
+/// names the bytes in errors.
+pub fn parse_cifar_batch(bytes: &[u8], cifar100: bool, path: &Path) -> Result<(Vec<u8>, Vec<u32>)> {
+    let v = if cifar100 { &CIFAR100 } else { &CIFAR10 };
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    parse_batch(bytes, v, path, &mut images, &mut labels)?;
+    Ok((images, labels))
+}
+
 /// Class names from the names file in `dir` when present, else the standard ones.
 fn class_names(dir: &Path, v: &Variant) -> Result<Vec<String>> {
     let meta = dir.join(v.meta_file);
@@ -186,15 +207,30 @@ fn class_names(dir: &Path, v: &Variant) -> Result<Vec<String>> {
             v.default_names.iter().map(|s| s.to_string()).collect()
         });
     }
-    let text = std::fs::read_to_string(&meta).map_err(|e| DataError::io(&meta, e))?;
+    let bytes = std::fs::read(&meta).map_err(|e| DataError::io(&meta, e))?;
+    parse_names(&bytes, v, &meta)
+}
+
+/// Parses a class-names file: one name per line, blank lines ignored, exactly one per class.
+fn parse_names(bytes: &[u8], v: &Variant, path: &Path) -> Result<Vec<String>> {
+    let bad = |reason: String| DataError::BadMeta { path: path.to_path_buf(), reason };
+    let text = std::str::from_utf8(bytes).map_err(|e| bad(format!("not UTF-8 text ({e})")))?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.len() != v.num_classes {
-        return Err(DataError::BadMeta {
-            path: meta,
-            reason: format!("{} names, expected {} (one per line)", names.len(), v.num_classes),
-        });
+        return Err(bad(format!("{} names, expected {} (one per line)", names.len(), v.num_classes)));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            return Err(bad(format!("names {} and {} are both `{name}`", j + 1, i + 1)));
+        }
     }
     Ok(names)
+}
+
+/// Parses a CIFAR class-names file held in memory (`batches.meta.txt` for CIFAR-10,
+/// `fine_label_names.txt` for CIFAR-100); `path` only names the bytes in errors.
+pub fn parse_cifar_names(bytes: &[u8], cifar100: bool, path: &Path) -> Result<Vec<String>> {
+    parse_names(bytes, if cifar100 { &CIFAR100 } else { &CIFAR10 }, path)
 }
 
 /// Writes CIFAR-10 records (label byte + 3x32x32 channel-first pixels), for tests and fixtures.

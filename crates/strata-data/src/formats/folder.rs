@@ -94,10 +94,16 @@ pub fn is_image_path(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
+/// Deepest folder nesting walked: a guard against pathological trees.
+pub const MAX_DEPTH: usize = 64;
+
 /// The visible entries of a folder, split into image files and subfolders, each sorted.
 ///
-/// Symlinked folders are not followed, so a link back up the tree cannot loop us;
-/// symlinked files are read like any file.
+/// Symbolic links are followed: one to a file is read like any file, one to a folder is
+/// walked (and refused by [`enter`] if it loops back up). An image-named link that cannot
+/// be followed (dangling, or a loop of links) is an error naming it; links with other names
+/// are ignored like any file that is not an image. Pipes, devices and sockets are ignored
+/// whatever their name, since reading one could block forever.
 fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let (mut files, mut dirs) = (Vec::new(), Vec::new());
     for entry in std::fs::read_dir(dir).map_err(|e| DataError::io(dir, e))? {
@@ -107,9 +113,17 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             continue;
         }
         let ft = entry.file_type().map_err(|e| DataError::io(&path, e))?;
-        if ft.is_dir() {
+        if ft.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_dir() => dirs.push(path),
+                Ok(m) if m.is_file() && is_image_path(&path) => files.push(path),
+                Ok(_) => {}
+                Err(source) if is_image_path(&path) => return Err(DataError::BrokenLink { path, source }),
+                Err(_) => {}
+            }
+        } else if ft.is_dir() {
             dirs.push(path);
-        } else if (ft.is_file() || (ft.is_symlink() && path.is_file())) && is_image_path(&path) {
+        } else if ft.is_file() && is_image_path(&path) {
             files.push(path);
         }
     }
@@ -118,26 +132,58 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((files, dirs))
 }
 
+/// Checks that walking into `dir` cannot loop: its real location must not be one of the
+/// folders it was reached through (`ancestors`, real locations, outermost first), and the
+/// nesting must stay below [`MAX_DEPTH`]. Returns the real location.
+fn enter(dir: &Path, ancestors: &[PathBuf]) -> Result<PathBuf> {
+    let real = std::fs::canonicalize(dir).map_err(|e| DataError::io(dir, e))?;
+    if ancestors.contains(&real) {
+        return Err(DataError::SymlinkLoop { path: dir.to_path_buf(), target: real });
+    }
+    if ancestors.len() >= MAX_DEPTH {
+        return Err(DataError::TooDeep { path: dir.to_path_buf(), max: MAX_DEPTH });
+    }
+    Ok(real)
+}
+
 /// Every image under `dir`, at any depth.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
+    ancestors.push(enter(dir, ancestors)?);
     let (files, dirs) = list(dir)?;
     out.extend(files);
     for d in dirs {
-        walk(&d, out)?;
+        walk(&d, ancestors, out)?;
+    }
+    ancestors.pop();
+    Ok(())
+}
+
+/// Errors when two class folders have the same name once case is ignored (`Cat/`, `cat/`),
+/// or the same name once bytes that are not UTF-8 are replaced.
+fn check_distinct(dirs: &[PathBuf], classes: &[(String, Vec<PathBuf>)]) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, (name, _)) in classes.iter().enumerate() {
+        if let Some(&j) = seen.get(&name.to_lowercase()) {
+            return Err(DataError::DuplicateClass { first: dirs[j].clone(), second: dirs[i].clone() });
+        }
+        seen.insert(name.to_lowercase(), i);
     }
     Ok(())
 }
 
 /// Works out whether `root` is laid out as class folders.
 fn scan(root: &Path) -> Result<Layout> {
+    let mut ancestors = vec![enter(root, &[])?];
     let (root_files, dirs) = list(root)?;
     let mut classes = Vec::with_capacity(dirs.len());
     let mut nested = Vec::new();
     for d in &dirs {
+        ancestors.push(enter(d, &ancestors)?);
         let (files, subdirs) = list(d)?;
         for s in subdirs {
-            walk(&s, &mut nested)?;
+            walk(&s, &mut ancestors, &mut nested)?;
         }
+        ancestors.pop();
         let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         classes.push((name, files));
     }
@@ -154,6 +200,7 @@ fn scan(root: &Path) -> Result<Layout> {
         if let Some(i) = classes.iter().position(|(_, files)| files.is_empty()) {
             return Err(DataError::EmptyClass { path: dirs[i].clone() });
         }
+        check_distinct(&dirs, &classes)?;
         return Ok(Layout::Classes(classes));
     };
     let mut files = root_files;
@@ -268,6 +315,9 @@ fn reader<'a>(path: &Path, bytes: &'a [u8], limits: Limits) -> Result<ImageReade
 fn decode(path: &Path) -> Result<DynamicImage> {
     let corrupt = |e: image::ImageError| DataError::CorruptImage { path: path.to_path_buf(), reason: e.to_string() };
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(DataError::CorruptImage { path: path.to_path_buf(), reason: "the file is empty (0 bytes)".into() });
+    }
     let (w, h) = reader(path, &bytes, Limits::default())?.into_dimensions().map_err(corrupt)?;
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(DataError::ImageTooLarge { path: path.to_path_buf(), width: w, height: h, max: MAX_SIDE });
@@ -385,14 +435,89 @@ mod tests {
         assert!(msg.contains("big.png") && msg.contains("20000x20000") && msg.contains("limit"), "{msg}");
     }
 
+    #[cfg(unix)]
     #[test]
-    fn symlinked_dirs_are_not_followed() {
+    fn symlinks_are_followed_but_loops_are_refused() {
+        use std::os::unix::fs::symlink;
         let d = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
         gray(d.path(), "x/1.png", 2, 2, 1);
-        #[cfg(unix)]
-        std::os::unix::fs::symlink(d.path(), d.path().join("x/loop")).unwrap();
+        gray(elsewhere.path(), "y/2.png", 2, 2, 1);
+        // A class folder that is a link to another place, and an image that is a link.
+        symlink(elsewhere.path().join("y"), d.path().join("y")).unwrap();
+        symlink(d.path().join("x/1.png"), d.path().join("x/3.png")).unwrap();
+        // A loop of links that are not named as images is ignored like any other file.
+        symlink(d.path().join("x/b"), d.path().join("x/a")).unwrap();
+        symlink(d.path().join("x/a"), d.path().join("x/b")).unwrap();
         let ds = load(d.path(), &LoadOptions::default()).unwrap();
-        assert_eq!(ds.len(), 1);
+        assert_eq!((ds.len(), ds.class_names.clone()), (3, vec!["x".to_string(), "y".to_string()]));
+
+        // An image-named loop of links is named.
+        symlink(d.path().join("x/b.png"), d.path().join("x/a.png")).unwrap();
+        symlink(d.path().join("x/a.png"), d.path().join("x/b.png")).unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("a.png") && msg.contains("symbolic link cannot be followed"), "{msg}");
+        std::fs::remove_file(d.path().join("x/a.png")).unwrap();
+        std::fs::remove_file(d.path().join("x/b.png")).unwrap();
+
+        // A folder link back up the tree is a loop, at any depth.
+        for (link, target) in [("x/up", d.path().to_path_buf()), ("x/deep/er/up", d.path().join("x"))] {
+            let link = d.path().join(link);
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            symlink(&target, &link).unwrap();
+            let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+            assert!(msg.contains(&link.display().to_string()) && msg.contains("loop"), "{msg}");
+            std::fs::remove_file(&link).unwrap();
+        }
+    }
+
+    #[test]
+    fn too_deep_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let rel: String = (0..MAX_DEPTH + 1).map(|_| "d/").collect::<String>() + "x.png";
+        gray(d.path(), &rel, 2, 2, 1);
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("nested more than 64"), "{msg}");
+    }
+
+    #[test]
+    fn class_names_equal_but_for_case_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "Cat/1.png", 2, 2, 1);
+        gray(d.path(), "cat/1.png", 2, 2, 1);
+        gray(d.path(), "dog/1.png", 2, 2, 1);
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("Cat") && msg.contains("/cat") && msg.contains("differ only in case"), "{msg}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_are_read_and_collisions_named() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let name = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_owned();
+        let a = d.path().join(name(b"a\xff"));
+        std::fs::create_dir(&a).unwrap();
+        image::GrayImage::from_pixel(2, 2, image::Luma([7])).save_with_format(a.join(name(b"\xfe.png")), ImageFormat::Png).unwrap();
+        gray(d.path(), "b/1.png", 2, 2, 1);
+        let ds = load(d.path(), &LoadOptions::default()).unwrap();
+        assert_eq!(ds.class_names, vec!["a\u{fffd}".to_string(), "b".to_string()]);
+        assert_eq!(ds.image(0), &[7; 4]);
+        // Two names that only differ in bytes that are not UTF-8 read as one class name.
+        let a2 = d.path().join(name(b"a\xfe"));
+        std::fs::create_dir(&a2).unwrap();
+        std::fs::copy(d.path().join("b/1.png"), a2.join("1.png")).unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("a\u{fffd}") && msg.contains("not UTF-8"), "{msg}");
+    }
+
+    #[test]
+    fn empty_file_is_named_as_empty() {
+        let d = tempfile::tempdir().unwrap();
+        gray(d.path(), "a/1.png", 2, 2, 1);
+        std::fs::write(d.path().join("a/0.png"), b"").unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("0.png") && msg.contains("empty (0 bytes)") && msg.contains("remove or replace"), "{msg}");
     }
 
     /// Appends a PNG chunk: length, type, data, CRC of type and data.

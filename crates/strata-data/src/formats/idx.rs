@@ -83,11 +83,9 @@ impl Format for Idx {
             }
             None => None,
         };
-        let class_names = match &labels {
-            // Labels are class indices; name every index up to the largest seen so that a
-            // label's value and its class index agree.
-            Some(l) => (0..=l.iter().copied().max().unwrap_or(0)).map(|c| c.to_string()).collect(),
-            None => Vec::new(),
+        let class_names = match (&labels, &labels_path) {
+            (Some(l), Some(lp)) => idx_class_names(l, lp)?,
+            _ => Vec::new(),
         };
         Ok(Dataset {
             images,
@@ -175,24 +173,51 @@ fn labels_path_for(images_path: &Path) -> Option<PathBuf> {
     [name, other].into_iter().map(|n| images_path.with_file_name(n)).find(|p| p.is_file())
 }
 
-/// Opens a file, transparently decompressing gzip (sniffed from its first bytes, not its name).
-fn open(path: &Path) -> Result<Box<dyn Read>> {
-    let file = File::open(path).map_err(|e| match e.kind() {
+/// Opens a file for reading, transparently decompressing gzip (sniffed from its first bytes,
+/// not its name). Also returns the file's length when it is not compressed, so that a header
+/// can be checked against what the file really holds before anything is allocated.
+fn open(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => DataError::NotFound { path: path.to_path_buf() },
         _ => DataError::io(path, e),
     })?;
+    // Opening a FIFO would block and a device could stream forever: only plain files.
+    if !meta.is_file() {
+        return Err(DataError::NotAFile { path: path.to_path_buf() });
+    }
+    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let head = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
-    if head.starts_with(&[0x1f, 0x8b]) { Ok(Box::new(MultiGzDecoder::new(reader))) } else { Ok(Box::new(reader)) }
+    if is_gzip(head) {
+        Ok((Box::new(MultiGzDecoder::new(reader)), None))
+    } else {
+        Ok((Box::new(reader), Some(meta.len())))
+    }
+}
+
+/// True when `head` starts with the gzip magic bytes.
+fn is_gzip(head: &[u8]) -> bool {
+    head.starts_with(&[0x1f, 0x8b])
+}
+
+/// A reader over bytes in memory, decompressing gzip, with the length when it is known.
+fn from_bytes(bytes: &[u8]) -> (Box<dyn Read + '_>, Option<u64>) {
+    if is_gzip(bytes) {
+        (Box::new(MultiGzDecoder::new(bytes)), None)
+    } else {
+        (Box::new(bytes), Some(bytes.len() as u64))
+    }
 }
 
 /// Reads exactly `expected` bytes and checks nothing follows.
 ///
 /// The buffer grows only as data actually arrives, so a header claiming a trillion
-/// items costs nothing before the short file is found out.
-fn read_exact_len(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<Vec<u8>> {
-    const FIRST_CHUNK: u64 = 1 << 24;
-    let mut buf = Vec::with_capacity(expected.min(FIRST_CHUNK) as usize);
+/// items costs nothing before a short (compressed) file is found out.
+/// `checked` says the input's length was already checked against `expected`, so the whole
+/// buffer can be had at once.
+fn read_exact_len(reader: &mut dyn Read, expected: u64, checked: bool, path: &Path) -> Result<Vec<u8>> {
+    const FIRST_CHUNK: u64 = 1 << 20;
+    let mut buf = Vec::with_capacity(if checked { expected } else { expected.min(FIRST_CHUNK) } as usize);
     reader.take(expected).read_to_end(&mut buf).map_err(|e| DataError::io(path, e))?;
     if (buf.len() as u64) < expected {
         return Err(DataError::Truncated {
@@ -219,23 +244,98 @@ fn expect_end(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<()> {
     }
 }
 
-/// Reads the magic number and `ndims` big-endian dimensions.
-fn read_header(reader: &mut dyn Read, magic: u32, path: &Path) -> Result<Vec<usize>> {
-    let head = read_exact_len(reader, 4, path)?;
-    let found = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    if found != magic {
-        return Err(DataError::BadMagic { path: path.to_path_buf(), found, expected: magic });
+/// Length in bytes of the header of an IDX file with `ndims` dimensions.
+fn header_len(ndims: u8) -> u64 {
+    4 + 4 * ndims as u64
+}
+
+/// What an IDX type byte stands for, if it is one.
+fn idx_type_name(t: u8) -> Option<&'static str> {
+    Some(match t {
+        0x08 => "unsigned byte",
+        0x09 => "signed byte",
+        0x0b => "16-bit integer",
+        0x0c => "32-bit integer",
+        0x0d => "32-bit float",
+        0x0e => "64-bit float",
+        _ => return None,
+    })
+}
+
+/// Reads the magic number and the `ndims` big-endian dimensions it must announce; `what`
+/// names the kind of file in errors ("images", "labels").
+fn read_header(reader: &mut dyn Read, ndims: u8, what: &str, path: &Path) -> Result<Vec<usize>> {
+    let magic = 0x0800 | ndims as u32;
+    let mut head = [0u8; 4];
+    let got = read_up_to(reader, &mut head, path)?;
+    if got < 4 {
+        return Err(header_truncated(path, ndims, got));
     }
-    let ndims = (magic & 0xff) as u64;
-    let dims = read_exact_len(reader, 4 * ndims, path)?;
+    let found = u32::from_be_bytes(head);
+    if found != magic {
+        let layout = if ndims == 3 { "3 (count x height x width)" } else { "1 (count)" };
+        let hint = match (head[0], head[1], idx_type_name(head[2])) {
+            (0, 0, Some(_)) if head[2] == 0x08 => format!(
+                "it declares {} dimension(s) but an IDX {what} file has {layout}; pass the {what} file",
+                head[3]
+            ),
+            (0, 0, Some(t)) => {
+                format!("it holds {t} values; strata reads IDX files of unsigned bytes (type 0x08) only")
+            }
+            _ => "this is not the kind of file its name says (or it is compressed without a .gz name)".into(),
+        };
+        return Err(DataError::BadMagic { path: path.to_path_buf(), found, expected: magic, hint });
+    }
+    let mut dims = vec![0u8; 4 * ndims as usize];
+    let got = read_up_to(reader, &mut dims, path)?;
+    if got < dims.len() {
+        return Err(header_truncated(path, ndims, 4 + got));
+    }
     Ok(dims.chunks_exact(4).map(|d| u32::from_be_bytes([d[0], d[1], d[2], d[3]]) as usize).collect())
 }
 
-/// Reads an IDX images file: (pixels N x 1 x H x W, shape, N).
-pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, ImageShape, usize)> {
-    let path = path.as_ref();
-    let mut r = open(path)?;
-    let dims = read_header(&mut *r, IMAGES_MAGIC, path)?;
+/// The error for a file that ends inside its header.
+fn header_truncated(path: &Path, ndims: u8, got: usize) -> DataError {
+    DataError::BadHeader {
+        path: path.to_path_buf(),
+        reason: format!(
+            "truncated inside its {}-byte header, after {got} bytes; the file is incomplete, download or copy it again",
+            header_len(ndims)
+        ),
+    }
+}
+
+/// Fills as much of `buf` as the reader has; returns how much that was.
+fn read_up_to(reader: &mut dyn Read, buf: &mut [u8], path: &Path) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DataError::io(path, e)),
+        }
+    }
+    Ok(got)
+}
+
+/// Checks the bytes a header promises against the length of an uncompressed file, before
+/// anything is allocated for them.
+fn check_length(total: Option<u64>, ndims: u8, expected: u64, path: &Path) -> Result<()> {
+    let Some(total) = total else { return Ok(()) };
+    let found = total.saturating_sub(header_len(ndims));
+    if found < expected {
+        return Err(DataError::Truncated { path: path.to_path_buf(), expected_bytes: expected, found_bytes: found });
+    }
+    if found > expected {
+        return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected_bytes: expected });
+    }
+    Ok(())
+}
+
+/// Reads IDX images from `reader`; `total` is the input's length when known (uncompressed).
+fn images_from(reader: &mut dyn Read, total: Option<u64>, path: &Path) -> Result<(Vec<u8>, ImageShape, usize)> {
+    let dims = read_header(reader, 3, "images", path)?;
     let (n, h, w) = (dims[0], dims[1], dims[2]);
     let bad = |reason: String| DataError::BadHeader { path: path.to_path_buf(), reason };
     if n == 0 || h == 0 || w == 0 {
@@ -244,25 +344,79 @@ pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, ImageShape, u
     if h > MAX_SIDE as usize || w > MAX_SIDE as usize {
         return Err(bad(format!("images of {h}x{w} exceed the {MAX_SIDE}x{MAX_SIDE} limit")));
     }
-    let expected =
-        (n as u64).checked_mul((h * w) as u64).ok_or_else(|| bad(format!("{n} images of {h}x{w} overflow")))?;
-    let pixels = read_exact_len(&mut *r, expected, path)?;
-    expect_end(&mut *r, expected, path)?;
+    // At most 2^32 x 2^13 x 2^13 = 2^58: fits, but check rather than trust it.
+    let expected = (n as u64)
+        .checked_mul(h as u64)
+        .and_then(|x| x.checked_mul(w as u64))
+        .ok_or_else(|| bad(format!("{n} images of {h}x{w} overflow")))?;
+    check_length(total, 3, expected, path)?;
+    let pixels = read_exact_len(reader, expected, total.is_some(), path)?;
+    expect_end(reader, expected, path)?;
     Ok((pixels, ImageShape::new(1, h, w), n))
 }
 
-/// Reads an IDX labels file.
-pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u32>> {
-    let path = path.as_ref();
-    let mut r = open(path)?;
-    let dims = read_header(&mut *r, LABELS_MAGIC, path)?;
+/// Reads IDX labels from `reader`; `total` is the input's length when known (uncompressed).
+fn labels_from(reader: &mut dyn Read, total: Option<u64>, path: &Path) -> Result<Vec<u32>> {
+    let dims = read_header(reader, 1, "labels", path)?;
     let n = dims[0];
     if n == 0 {
         return Err(DataError::BadHeader { path: path.to_path_buf(), reason: "it holds zero labels".into() });
     }
-    let bytes = read_exact_len(&mut *r, n as u64, path)?;
-    expect_end(&mut *r, n as u64, path)?;
+    check_length(total, 1, n as u64, path)?;
+    let bytes = read_exact_len(reader, n as u64, total.is_some(), path)?;
+    expect_end(reader, n as u64, path)?;
     Ok(bytes.into_iter().map(u32::from).collect())
+}
+
+/// Reads an IDX images file (raw or gzipped): (pixels N x 1 x H x W, shape, N).
+///
+/// A header promising more (or fewer) bytes than an uncompressed file holds is refused
+/// before anything is allocated; a gzipped one is read only as far as its data goes.
+pub fn read_idx_images(path: impl AsRef<Path>) -> Result<(Vec<u8>, ImageShape, usize)> {
+    let path = path.as_ref();
+    let (mut r, total) = open(path)?;
+    images_from(&mut *r, total, path)
+}
+
+/// Reads an IDX labels file (raw or gzipped).
+pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u32>> {
+    let path = path.as_ref();
+    let (mut r, total) = open(path)?;
+    labels_from(&mut *r, total, path)
+}
+
+/// [`read_idx_images`] on bytes in memory (raw or gzipped); `path` only names them in errors.
+pub fn parse_idx_images(bytes: &[u8], path: &Path) -> Result<(Vec<u8>, ImageShape, usize)> {
+    let (mut r, total) = from_bytes(bytes);
+    images_from(&mut *r, total, path)
+}
+
+/// [`read_idx_labels`] on bytes in memory (raw or gzipped); `path` only names them in errors.
+pub fn parse_idx_labels(bytes: &[u8], path: &Path) -> Result<Vec<u32>> {
+    let (mut r, total) = from_bytes(bytes);
+    labels_from(&mut *r, total, path)
+}
+
+/// The class names IDX labels imply: one per index up to the largest label, so that a
+/// label's value and its class index agree.
+///
+/// IDX files do not say how many classes there are. A label far above the others (a
+/// damaged byte such as 255 among digits) would create hundreds of classes without a
+/// single example, so when classes without examples would outnumber those with, the
+/// largest label is reported as out of range, naming its record.
+pub fn idx_class_names(labels: &[u32], path: &Path) -> Result<Vec<String>> {
+    let Some(&max) = labels.iter().max() else { return Ok(Vec::new()) };
+    let classes = max as usize + 1;
+    let mut seen = vec![false; classes];
+    for &l in labels {
+        seen[l as usize] = true;
+    }
+    let used = seen.iter().filter(|&&s| s).count();
+    if classes - used > used {
+        let index = labels.iter().position(|&l| l == max).unwrap_or(0);
+        return Err(DataError::SparseLabels { path: path.to_path_buf(), index, label: max, empty: classes - used });
+    }
+    Ok((0..classes).map(|c| c.to_string()).collect())
 }
 
 /// Creates `path`, gzipped when its name ends in `.gz`.

@@ -3,6 +3,7 @@
 use crate::context;
 use anyhow::Result;
 use std::path::PathBuf;
+use strata_train::run_dir::Unfinished;
 
 /// Flags of `strata inspect`.
 #[derive(Debug, clap::Args)]
@@ -14,8 +15,47 @@ pub struct Args {
     pub json: bool,
 }
 
+/// What `inspect` says of an unfinished run: running, resumable from a step, or not resumable.
+fn unfinished(a: &Args, u: &Unfinished) -> Result<()> {
+    if a.json {
+        let checkpoints: Vec<serde_json::Value> = u
+            .checkpoints
+            .iter()
+            .map(|c| serde_json::json!({ "step": c.step, "phase": c.phase, "path": c.path, "problem": c.problem }))
+            .collect();
+        let status = if u.running { "running" } else if u.resumable_from().is_some() { "resumable" } else { "incomplete" };
+        println!(
+            "{}",
+            serde_json::json!({ "status": status, "staging": u.path, "job": u.job, "checkpoints": checkpoints })
+        );
+        return Ok(());
+    }
+    println!("run        {} (unfinished: staged in {})", a.run.display(), u.path.display());
+    println!("status     {}", u.describe(&a.run));
+    if let Some(job) = &u.job {
+        println!("command    {}", job.argv.join(" "));
+    }
+    for c in &u.checkpoints {
+        match &c.problem {
+            None => println!("checkpoint step {} ({}) {}", c.step, c.phase, c.path.display()),
+            Some(p) => println!("checkpoint step {} DAMAGED: {p}", c.step),
+        }
+    }
+    Ok(())
+}
+
 /// Runs `strata inspect`.
 pub fn run(a: Args) -> Result<()> {
+    let complete = a.run.join(strata_train::run_dir::MANIFEST).exists();
+    if let Some(u) = Unfinished::find(&a.run) {
+        if !complete {
+            return unfinished(&a, &u);
+        }
+        // a complete run and an unfinished replacement (--force) of it: say so, then show the run
+        if !a.json {
+            println!("note       an unfinished replacement exists: {}", u.describe(&a.run));
+        }
+    }
     let run = context::open_run(&a.run)?;
     let (_, device) = context::device("cpu")?;
     let table = context::layer_table(&run, &device)?;
