@@ -73,7 +73,17 @@ pub fn load_bytes_partial<M: Module>(
     let res =
         module.load_from(&mut store).map_err(|e| NnError::Weights { path: path.into(), reason: e.to_string() })?;
     if !res.errors.is_empty() {
-        let details = res.errors.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>().join("; ");
+        let details = res
+            .errors
+            .iter()
+            .map(|e| match e {
+                burn::store::ApplyError::ShapeMismatch { path, expected, found } => {
+                    format!("{path}: the architecture needs {:?}, the file has {:?}", expected.as_slice(), found.as_slice())
+                }
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(NnError::WrongShapes { path: path.into(), details });
     }
     let missing: Vec<String> = res.missing.into_iter().map(|(p, _)| p).filter(|p| !may_miss(p)).collect();

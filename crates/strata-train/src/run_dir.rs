@@ -422,8 +422,9 @@ impl RunDir {
             serde_json::from_slice(&text).map_err(|e| bad(format!("{MANIFEST} is not valid JSON: {e}")))?;
         let version = value.get("schema_version").and_then(|v| v.as_u64());
         if version != Some(u64::from(SCHEMA_VERSION)) {
+            let found = version.map_or_else(|| "no schema_version".to_string(), |v| format!("schema_version {v}"));
             return Err(bad(format!(
-                "{MANIFEST} has schema_version {version:?}; this strata reads version {SCHEMA_VERSION}"
+                "{MANIFEST} has {found}; this strata reads version {SCHEMA_VERSION} (a run from another strata version: use that version, or re-run the command that made it)"
             )));
         }
         let manifest: Manifest =

@@ -9,6 +9,13 @@ use strata::cli::Cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // `strata inspect RUN | head` should end quietly like any Unix tool, not panic on a
+    // closed pipe: restore the default SIGPIPE action that Rust's runtime ignores.
+    #[cfg(unix)]
+    // SAFETY: called first thing, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let argv = match strata::config_file::expand(std::env::args().collect())
         .and_then(strata::control::expand_resume)
     {
