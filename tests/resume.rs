@@ -212,9 +212,10 @@ fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
     // SGD with heavy momentum at a rate far too high: the loss overflows within a few steps
     let e = fails(&[
         "finetune", "--from", "scratch", "--train", d_s, "--optimizer", "sgd",
-        "--lr", "9.9", "--momentum", "0.99", "--frozen-steps", "40", "--unfreeze-steps", "0", "--checkpoint-every", "5", "--out", out_s,
+        "--lr", "9.9", "--momentum", "0.99", "--frozen-steps", "200", "--unfreeze-steps", "0", "--checkpoint-every", "5", "--out", out_s,
     ]);
     assert!(e.contains("diverged at step") && (e.contains("NaN") || e.contains("inf")), "{e}");
+    assert!(e.contains("first non-finite tensor: backbone.") && e.contains("last good checkpoint (step"), "{e}");
     assert!(e.contains("lower the learning rate") && e.contains("--resume"), "{e}");
     assert!(!out.exists());
     let status = ok(&["inspect", out_s]);
