@@ -21,12 +21,15 @@ pub enum DataError {
     },
 
     /// An operating-system error while reading a file.
-    #[error("{path}: could not read it: {source}; check that it is readable and not damaged")]
+    ///
+    /// The operating system's error is part of the message and deliberately not a
+    /// `source()`, so that a report printing the whole chain does not say it twice.
+    #[error("{path}: could not read it: {error}; check that it is readable and not damaged")]
     Io {
         /// The file being read.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// The data SPEC string could not be understood.
@@ -100,8 +103,8 @@ pub enum DataError {
         hint: String,
     },
 
-    /// A data path is neither a regular file nor a folder (a FIFO, a device, a socket).
-    #[error("{path}: not a regular file (a pipe, device or socket); point at the data file or folder itself")]
+    /// A path that must be a file is something else (a pipe, a device, a folder).
+    #[error("{path}: not a regular file (a pipe, a device or a folder); point at the data file itself or its folder")]
     NotAFile {
         /// The path.
         path: PathBuf,
@@ -336,12 +339,12 @@ pub enum DataError {
     },
 
     /// An image-named symbolic link that cannot be followed (dangling, or a loop of links).
-    #[error("{path}: symbolic link cannot be followed: {source}; remove it or fix its target")]
+    #[error("{path}: symbolic link cannot be followed: {reason}; remove it or fix its target")]
     BrokenLink {
         /// The link.
         path: PathBuf,
-        /// Why it cannot be followed.
-        source: std::io::Error,
+        /// Why it cannot be followed (the operating system's words).
+        reason: String,
     },
 
     /// Image folders nested beyond any sensible depth.
@@ -380,7 +383,7 @@ fn list(paths: &[PathBuf]) -> String {
 
 impl DataError {
     /// Wraps an io error with the path it happened on.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        DataError::Io { path: path.into(), source }
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        DataError::Io { path: path.into(), error }
     }
 }

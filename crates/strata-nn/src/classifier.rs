@@ -115,6 +115,13 @@ impl Classifier {
         forward_stack(&self.backbone, Features::Map(x)).flat()
     }
 
+    /// Logits from the output of the lowest `depth` backbone blocks (cached features of frozen
+    /// blocks go in here).
+    pub fn forward_from(&self, depth: usize, x: Features) -> Tensor<2> {
+        let features = forward_stack(&self.backbone[depth.min(self.backbone.len())..], x).flat();
+        forward_stack(&self.head, Features::Flat(features)).flat()
+    }
+
     /// Logits, batch x classes.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         forward_stack(&self.head, Features::Flat(self.features(x))).flat()

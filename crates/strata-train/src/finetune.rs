@@ -18,7 +18,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
-use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded, weights};
+use burn::tensor::{Int, Tensor, TensorData};
+use strata_nn::block::forward_stack;
+use strata_nn::{Block, Classifier, Features, HeadSpec, InputShape, try_seeded, weights};
 
 /// Where the backbone blocks come from.
 pub enum Init {
@@ -58,6 +60,14 @@ pub struct FinetuneConfig {
     pub optim: OptimSettings,
     /// random translation of labeled images by up to this many pixels (0 = off)
     pub augment_shift: usize,
+    /// compute the outputs of the frozen lowest blocks once per phase instead of every step
+    /// (only without augmentation; the weights equal the uncached run's bit for bit on the CPU)
+    #[serde(default = "yes")]
+    pub cache_frozen: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl FinetuneConfig {
@@ -244,6 +254,79 @@ fn build_model(init: Init, cfg: &FinetuneConfig, input: InputShape, device: &Dev
     }
 }
 
+/// The outputs of the frozen lowest blocks for every training row. While those blocks are
+/// frozen (batch norm on running statistics) and the images are not augmented, an image's
+/// features cannot change, so it goes through them once per phase instead of once per step:
+/// what PyTorch users get only by writing it themselves.
+struct FrozenCache {
+    /// how many lowest blocks the features have been through
+    depth: usize,
+    /// features of the rows, in `rows` order, on the plain (non-autodiff) device
+    features: Features,
+    /// dataset row → position in `features`
+    position: std::collections::HashMap<usize, usize>,
+}
+
+/// Largest cache built, in bytes: beyond it the frozen blocks are recomputed every step.
+const CACHE_LIMIT: usize = 2 << 30;
+
+impl FrozenCache {
+    /// The cache for `phase`, if it has frozen lowest blocks and caching applies.
+    fn build(
+        cfg: &FinetuneConfig,
+        phase: &Phase,
+        model: &Classifier,
+        batcher: &Batcher,
+        rows: &[usize],
+        device: &Device,
+    ) -> Option<Self> {
+        let depth = phase.block_lr.iter().take_while(|lr| lr.is_none()).count();
+        if !cfg.cache_frozen || cfg.augment_shift > 0 || depth == 0 {
+            return None;
+        }
+        let shape = cfg.backbone.arch.shapes(batcher.input_shape()).ok()?.get(depth - 1).copied()?;
+        if shape.numel().saturating_mul(rows.len()).saturating_mul(4) > CACHE_LIMIT {
+            return None;
+        }
+        let plain = model.clone().valid();
+        let lower = &plain.backbone[..depth];
+        let chunks: Vec<Features> = rows
+            .chunks(256)
+            .map(|chunk| forward_stack(lower, Features::Map(batcher.inputs(chunk, device))))
+            .collect();
+        let features = match chunks.first()? {
+            Features::Map(_) => Features::Map(Tensor::cat(chunks.into_iter().map(map_of).collect(), 0)),
+            Features::Flat(_) => Features::Flat(Tensor::cat(chunks.into_iter().map(Features::flat).collect(), 0)),
+        };
+        let position = rows.iter().enumerate().map(|(p, &r)| (r, p)).collect();
+        Some(Self { depth, features, position })
+    }
+
+    /// The cached features of dataset rows `idx`, on the autodiff device.
+    fn batch(&self, idx: &[usize]) -> Features {
+        let pos: Vec<i64> = idx.iter().map(|r| self.position[r] as i64).collect();
+        let device = match &self.features {
+            Features::Map(t) => t.device(),
+            Features::Flat(t) => t.device(),
+        };
+        let pos = Tensor::<1, Int>::from_data(TensorData::new(pos, [idx.len()]), &device);
+        match &self.features {
+            Features::Map(t) => Features::Map(Tensor::from_inner(t.clone().select(0, pos))),
+            Features::Flat(t) => Features::Flat(Tensor::from_inner(t.clone().select(0, pos))),
+        }
+    }
+}
+
+fn map_of(f: Features) -> Tensor<4> {
+    match f {
+        Features::Map(t) => t,
+        Features::Flat(t) => {
+            let [b, n] = t.dims();
+            t.reshape([b, n, 1, 1])
+        }
+    }
+}
+
 /// Where the phased loop stands, saved in each checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct LoopState {
@@ -344,22 +427,25 @@ pub fn finetune(
         let name = phase.name.as_str();
         observer.event(Event::PhaseStart { phase: name.into(), steps: phase.steps });
         let t0 = Instant::now();
+        let cache = FrozenCache::build(cfg, phase, &model, &batcher, rows, device);
         let elapsed = |st: &LoopState| st.phase_seconds + t0.elapsed().as_secs_f64();
         while st.in_phase < phase.steps {
             let idx = schedule.next_batch();
-            let x = if cfg.augment_shift > 0 {
+            let y = batcher.labels(&idx, &ad);
+            let logits = if let Some(cache) = &cache {
+                model.forward_from(cache.depth, cache.batch(&idx))
+            } else if cfg.augment_shift > 0 {
                 // one generator per step, so a resumed run shifts its images the same way
                 let mut rng = step_rng(cfg.seed, 0x6175_676d, st.step as u64);
                 let px: Vec<Vec<u8>> = idx
                     .iter()
                     .map(|&i| augment::random_shift(train.image(i), shape, cfg.augment_shift, &mut rng))
                     .collect();
-                batcher.inputs_from_pixels(&px, &ad)
+                model.forward(batcher.inputs_from_pixels(&px, &ad))
             } else {
-                batcher.inputs(&idx, &ad)
+                model.forward(batcher.inputs(&idx, &ad))
             };
-            let y = batcher.labels(&idx, &ad);
-            let loss = cross_entropy(model.forward(x), y);
+            let loss = cross_entropy(logits, y);
             let value = match checked_loss(&loss, name, st.step) {
                 Err(TrainError::Diverged { phase, step, what }) => {
                     let tensor = match weights::first_nonfinite(&model) {
@@ -498,6 +584,7 @@ mod tests {
             lr_decay: 1.0,
             optim: OptimSettings::default(),
             augment_shift: 0,
+            cache_frozen: true,
         }
     }
 
@@ -508,6 +595,26 @@ mod tests {
         let device = Device::default();
         finetune(Init::Pretrained(blocks), cfg, &data, &rows, &norm, &device, None, &mut Silent, &mut crate::recorder::Discard)
             .unwrap()
+    }
+
+    #[test]
+    fn cached_frozen_features_give_the_same_weights_bit_for_bit() {
+        // batch-norm blocks frozen on running statistics, a frozen prefix of 2 then 1 block
+        let device = Device::default();
+        let mut cfg = config(&Surgery { add_hidden: ArchSpec::parse("dense4").unwrap().blocks, ..Default::default() });
+        cfg.unfreeze_top = 2;
+        cfg.unfreeze_every = Some(2);
+        let cached = run(&cfg, parent_blocks(&device));
+        cfg.cache_frozen = false;
+        let plain = run(&cfg, parent_blocks(&device));
+        assert_eq!(weights::to_bytes(&cached.model).unwrap(), weights::to_bytes(&plain.model).unwrap());
+        assert_eq!(cached.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>(), plain.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>());
+        // with augmentation the cache does not apply: each step shifts the images anew
+        cfg.augment_shift = 1;
+        let shifted = plan(&cfg).into_iter().all(|phase| {
+            FrozenCache::build(&cfg, &phase, &cached.model, &Batcher::new(&toy_data(), &Normalization::fit(&toy_data())), &[0, 1], &device).is_none()
+        });
+        assert!(shifted);
     }
 
     #[test]

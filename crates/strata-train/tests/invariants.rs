@@ -80,6 +80,7 @@ fn cfg(frozen_steps: usize, unfreeze_steps: usize, unfreeze_top: usize, lr: f64,
         lr_decay: 1.0,
         optim: OptimSettings::default(),
         augment_shift: 0,
+        cache_frozen: true,
     }
 }
 

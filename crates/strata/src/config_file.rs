@@ -158,10 +158,7 @@ fn value_error(sub: &clap::Command, flag: &str, value: &str) -> Option<clap::Err
 
 /// Arguments that are not settings: `--help`, `--version`.
 fn is_meta(arg: &clap::Arg) -> bool {
-    matches!(
-        arg.get_action(),
-        ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version
-    )
+    matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong | ArgAction::Version)
 }
 
 /// What to say about an unknown key: the closest long flag when one is near, else where

@@ -74,6 +74,8 @@ pub struct Recipe {
     pub optim: OptimSettings,
     /// random translation (pixels) of labeled images
     pub augment_shift: usize,
+    /// recompute the frozen blocks every step instead of caching their outputs
+    pub no_feature_cache: bool,
 }
 
 impl Default for Recipe {
@@ -92,6 +94,7 @@ impl Default for Recipe {
             lr_decay: 1.0,
             optim: OptimSettings::default(),
             augment_shift: 0,
+            no_feature_cache: false,
         }
     }
 }
@@ -113,6 +116,7 @@ impl Recipe {
             lr_decay: self.lr_decay,
             optim: self.optim,
             augment_shift: self.augment_shift,
+            cache_frozen: !self.no_feature_cache,
         }
     }
 }

@@ -162,7 +162,7 @@ fn read_batch(path: &Path, v: &Variant, images: &mut Vec<u8>, labels: &mut Vec<u
 /// Appends the records in `bytes` (one batch file) to `images` and `labels`.
 fn parse_batch(bytes: &[u8], v: &Variant, path: &Path, images: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
     let rec = v.record();
-    if bytes.is_empty() || bytes.len() % rec != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(rec) {
         return Err(DataError::Truncated {
             path: path.to_path_buf(),
             expected_bytes: bytes.len().div_ceil(rec).max(1) as u64 * rec as u64,
@@ -317,6 +317,24 @@ mod tests {
         write_cifar10_batch(&f, &[1, 12], &pixels(2)).unwrap();
         let msg = Cifar.load(&f, Split::Train, &LoadOptions::default()).unwrap_err().to_string();
         assert!(msg.contains("record 1 has label 12"), "{msg}");
+    }
+
+    #[test]
+    fn bytes_in_memory_and_names_files() {
+        let p = Path::new("mem.bin");
+        let mut rec = vec![7u8];
+        rec.extend(pixels(1));
+        let (px, labels) = parse_cifar_batch(&rec, false, p).unwrap();
+        assert_eq!((px.len(), labels), (3072, vec![7]));
+        // read as CIFAR-100, the pixel count is one short and the fine label is the first pixel
+        assert!(parse_cifar_batch(&rec, true, p).unwrap_err().to_string().contains("truncated"));
+        assert!(parse_cifar_batch(&[], false, p).unwrap_err().to_string().contains("mem.bin: truncated"));
+        let names: String = (0..10).map(|i| format!(" c{i} \n\n")).collect();
+        assert_eq!(parse_cifar_names(names.as_bytes(), false, p).unwrap()[3], "c3");
+        let msg = parse_cifar_names(b"a\na\nb\nc\nd\ne\nf\ng\nh\ni\n", false, p).unwrap_err().to_string();
+        assert!(msg.contains("names 1 and 2 are both `a`"), "{msg}");
+        let msg = parse_cifar_names(b"\xff\xfe", true, p).unwrap_err().to_string();
+        assert!(msg.contains("mem.bin") && msg.contains("not UTF-8"), "{msg}");
     }
 
     #[test]

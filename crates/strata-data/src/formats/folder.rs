@@ -118,7 +118,7 @@ fn list(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
                 Ok(m) if m.is_dir() => dirs.push(path),
                 Ok(m) if m.is_file() && is_image_path(&path) => files.push(path),
                 Ok(_) => {}
-                Err(source) if is_image_path(&path) => return Err(DataError::BrokenLink { path, source }),
+                Err(e) if is_image_path(&path) => return Err(DataError::BrokenLink { path, reason: e.to_string() }),
                 Err(_) => {}
             }
         } else if ft.is_dir() {
@@ -311,6 +311,17 @@ fn reader<'a>(path: &Path, bytes: &'a [u8], limits: Limits) -> Result<ImageReade
     r.with_guessed_format().map_err(|e| DataError::io(path, e))
 }
 
+/// Width and height as a PNG's IHDR chunk states them, when `bytes` starts like a PNG.
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a];
+    let header = bytes.get(..24)?;
+    if header[..8] != SIGNATURE || &header[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    Some((be(&header[16..20]), be(&header[20..24])))
+}
+
 /// Reads and decodes one image, refusing huge ones before any pixel buffer is allocated.
 fn decode(path: &Path) -> Result<DynamicImage> {
     let corrupt = |e: image::ImageError| DataError::CorruptImage { path: path.to_path_buf(), reason: e.to_string() };
@@ -318,7 +329,15 @@ fn decode(path: &Path) -> Result<DynamicImage> {
     if bytes.is_empty() {
         return Err(DataError::CorruptImage { path: path.to_path_buf(), reason: "the file is empty (0 bytes)".into() });
     }
-    let (w, h) = reader(path, &bytes, Limits::default())?.into_dimensions().map_err(corrupt)?;
+    let (w, h) = match reader(path, &bytes, Limits::default())?.into_dimensions() {
+        Ok(size) => size,
+        // The PNG decoder reads past the header before it answers; when what follows is
+        // garbage, a header that claims an absurd size is still the thing to report.
+        Err(e) => match png_header_size(&bytes) {
+            Some((w, h)) if w > MAX_SIDE || h > MAX_SIDE => (w, h),
+            _ => return Err(corrupt(e)),
+        },
+    };
     if w > MAX_SIDE || h > MAX_SIDE {
         return Err(DataError::ImageTooLarge { path: path.to_path_buf(), width: w, height: h, max: MAX_SIDE });
     }
@@ -433,6 +452,19 @@ mod tests {
         std::fs::write(d.path().join("big.png"), &png).unwrap();
         let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
         assert!(msg.contains("big.png") && msg.contains("20000x20000") && msg.contains("limit"), "{msg}");
+        // The same header followed by garbage, or by nothing at all.
+        for tail in [&b"garbage where chunks should be"[..], b""] {
+            png.truncate(8 + 25);
+            png.extend_from_slice(tail);
+            std::fs::write(d.path().join("big.png"), &png).unwrap();
+            let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+            assert!(msg.contains("big.png") && msg.contains("20000x20000") && msg.contains("limit"), "{msg}");
+        }
+        // A small size in a broken file is a decoding error.
+        png[16..24].copy_from_slice(&[0, 0, 0, 4, 0, 0, 0, 4]);
+        std::fs::write(d.path().join("big.png"), &png).unwrap();
+        let msg = load(d.path(), &LoadOptions::default()).unwrap_err().to_string();
+        assert!(msg.contains("big.png") && msg.contains("cannot decode image"), "{msg}");
     }
 
     #[cfg(unix)]
@@ -498,7 +530,9 @@ mod tests {
         let name = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_owned();
         let a = d.path().join(name(b"a\xff"));
         std::fs::create_dir(&a).unwrap();
-        image::GrayImage::from_pixel(2, 2, image::Luma([7])).save_with_format(a.join(name(b"\xfe.png")), ImageFormat::Png).unwrap();
+        image::GrayImage::from_pixel(2, 2, image::Luma([7]))
+            .save_with_format(a.join(name(b"\xfe.png")), ImageFormat::Png)
+            .unwrap();
         gray(d.path(), "b/1.png", 2, 2, 1);
         let ds = load(d.path(), &LoadOptions::default()).unwrap();
         assert_eq!(ds.class_names, vec!["a\u{fffd}".to_string(), "b".to_string()]);

@@ -552,6 +552,84 @@ mod tests {
         assert!(msg.contains("labels file"), "{msg}");
     }
 
+    fn header(magic: u32, dims: &[u32]) -> Vec<u8> {
+        let mut b = magic.to_be_bytes().to_vec();
+        dims.iter().for_each(|d| b.extend(d.to_be_bytes()));
+        b
+    }
+
+    #[test]
+    fn bytes_in_memory_read_like_files() {
+        let p = Path::new("mem-images-idx3-ubyte");
+        let mut b = header(IMAGES_MAGIC, &[2, 1, 2]);
+        b.extend([1, 2, 3, 4]);
+        assert_eq!(parse_idx_images(&b, p).unwrap(), (vec![1, 2, 3, 4], ImageShape::new(1, 1, 2), 2));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&b).unwrap();
+        assert_eq!(parse_idx_images(&gz.finish().unwrap(), p).unwrap().0, vec![1, 2, 3, 4]);
+        let mut l = header(LABELS_MAGIC, &[3]);
+        l.extend([2, 0, 1]);
+        assert_eq!(parse_idx_labels(&l, p).unwrap(), vec![2, 0, 1]);
+        let msg = parse_idx_labels(&l[..9], p).unwrap_err().to_string();
+        assert!(msg.contains("mem-images-idx3-ubyte") && msg.contains("expected 3 bytes") && msg.contains("found 1"));
+    }
+
+    #[test]
+    fn magic_numbers_are_explained() {
+        let p = Path::new("x-images-idx3-ubyte");
+        for (magic, needle) in [
+            (0x0000_0804, "declares 4 dimension(s) but an IDX images file has 3 (count x height x width)"),
+            (0x0000_0801, "declares 1 dimension(s)"),
+            (0x0000_0d03, "holds 32-bit float values"),
+            (0x8950_4e47, "not the kind of file its name says"),
+        ] {
+            let msg = parse_idx_images(&header(magic, &[1, 1, 1, 1]), p).unwrap_err().to_string();
+            assert!(msg.contains(&format!("bad magic number 0x{magic:08x}")) && msg.contains(needle), "{msg}");
+        }
+        let msg = parse_idx_labels(&header(IMAGES_MAGIC, &[1, 1, 1]), p).unwrap_err().to_string();
+        assert!(msg.contains("declares 3 dimension(s) but an IDX labels file has 1 (count)"), "{msg}");
+    }
+
+    #[test]
+    fn claims_are_checked_against_the_length_before_reading() {
+        let p = Path::new("c-images-idx3-ubyte");
+        let mut b = header(IMAGES_MAGIC, &[u32::MAX, 28, 28]);
+        b.extend([0; 784]);
+        let msg = parse_idx_images(&b, p).unwrap_err().to_string();
+        assert!(msg.contains(&format!("expected {} bytes", u32::MAX as u64 * 784)) && msg.contains("found 784"));
+        let mut b = header(IMAGES_MAGIC, &[1, 2, 2]);
+        b.extend([0; 5]);
+        assert!(parse_idx_images(&b, p).unwrap_err().to_string().contains("more data than the header"));
+        let msg = parse_idx_images(&header(IMAGES_MAGIC, &[1, 2])[..11], p).unwrap_err().to_string();
+        assert!(msg.contains("truncated inside its 16-byte header, after 11 bytes"), "{msg}");
+    }
+
+    #[test]
+    fn sparse_labels_are_out_of_range() {
+        let p = Path::new("l-labels-idx1-ubyte");
+        let digits: Vec<u32> = (0..10).chain([3, 7]).collect();
+        assert_eq!(idx_class_names(&digits, p).unwrap().len(), 10);
+        // EMNIST letters count from 1; a small test set may miss a few classes.
+        assert_eq!(idx_class_names(&(1..=26).collect::<Vec<u32>>(), p).unwrap().len(), 27);
+        assert_eq!(idx_class_names(&[7, 2, 1, 0, 4], p).unwrap().len(), 8);
+        let mut damaged = digits.clone();
+        damaged[4] = 255;
+        let msg = idx_class_names(&damaged, p).unwrap_err().to_string();
+        assert!(msg.contains("record 4 has label 255") && msg.contains("256 classes of which 246 have no example"));
+        assert!(idx_class_names(&[], p).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_opening_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("train-images-idx3-ubyte");
+        assert!(std::process::Command::new("mkfifo").arg(&p).status().unwrap().success());
+        let msg = read_idx_images(&p).unwrap_err().to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
+        let msg = read_idx_images(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
+    }
+
     #[test]
     fn missing_header_is_truncated() {
         let dir = tempfile::tempdir().unwrap();

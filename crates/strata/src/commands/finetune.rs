@@ -122,6 +122,10 @@ pub struct Schedule {
     /// Randomly shift labeled images by up to this many pixels (0 = off).
     #[arg(long, default_value_t = 0)]
     pub augment_shift: usize,
+    /// Push every image through the frozen blocks at every step instead of caching their
+    /// outputs once per phase (the cache is used only without augmentation).
+    #[arg(long)]
+    pub no_feature_cache: bool,
     /// Seed of the label subset, head initialisation and data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -148,6 +152,7 @@ impl Schedule {
                 decay_norm_and_bias: self.decay_norm_and_bias,
             },
             augment_shift: self.augment_shift,
+            no_feature_cache: self.no_feature_cache,
         }
     }
 }
