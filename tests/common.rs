@@ -79,3 +79,60 @@ pub fn partials(dir: &Path) -> Vec<String> {
 pub fn manifest(run: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
 }
+
+/// Runs strata with `args` behind `wrapper`, a command that runs another (e.g.
+/// `["prlimit", "--as=4000000000", "--"]`); an empty wrapper runs strata directly.
+pub fn run_wrapped(wrapper: &[&str], args: &[&str]) -> Output {
+    let bin = env!("CARGO_BIN_EXE_strata");
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.args(args).output().expect("spawn strata")
+}
+
+/// Asserts that strata refused its input the way a user error should be refused: exit
+/// status 1 (an error) or 2 (a command-line error), not 101 (a panic) nor a signal (an
+/// abort, e.g. a failed allocation), and no "panicked" on stderr. Returns stderr.
+pub fn assert_clean_failure(out: &Output, args: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        matches!(out.status.code(), Some(1) | Some(2)),
+        "strata {args:?} should have failed with status 1 or 2, got {:?}:\nstdout: {}\nstderr: {stderr}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!stderr.contains("panicked"), "strata {args:?} panicked:\n{stderr}");
+    stderr
+}
+
+/// Every file under `dir` (recursively) with its bytes, keyed by path relative to `dir`:
+/// compare two snapshots to show that a run directory was not touched.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// True when the tests run as root, who ignores file permissions.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("probe");
+    std::fs::write(&probe, b"").unwrap();
+    std::fs::metadata(&probe).unwrap().uid() == 0
+}
