@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 /// A memory cap for commands whose input claims more than the machine should allocate:
 /// an allocation of the claim fails (and aborts strata) instead of quietly succeeding.
@@ -75,17 +76,22 @@ impl Earlier {
 /// must fail cleanly with the same message, leave no new run and no staging directory,
 /// and leave the earlier run as it was. Returns the message.
 fn refused_with(earlier: &Earlier, wrapper: &[&str], args: &[&str]) -> String {
+    refused_by(earlier, &|a| run_wrapped(wrapper, a), args)
+}
+
+/// [`refused_with`], with `runner` running strata on the arguments it is given.
+fn refused_by(earlier: &Earlier, runner: &dyn Fn(&[&str]) -> Output, args: &[&str]) -> String {
     let parent = earlier.run.parent().unwrap();
     let fresh = parent.join("new-run");
     let (fresh_s, earlier_s) = (fresh.to_str().unwrap(), earlier.run.to_str().unwrap());
     let mut a = args.to_vec();
     a.extend(["--out", fresh_s]);
-    let e1 = assert_clean_failure(&run_wrapped(wrapper, &a), &a);
+    let e1 = assert_clean_failure(&runner(&a), &a);
     assert_no_run(&fresh);
     earlier.assert_untouched();
     let mut b = args.to_vec();
     b.extend(["--out", earlier_s, "--force"]);
-    let e2 = assert_clean_failure(&run_wrapped(wrapper, &b), &b);
+    let e2 = assert_clean_failure(&runner(&b), &b);
     earlier.assert_untouched();
     assert!(partials(parent).is_empty(), "staging directory left behind");
     assert_eq!(e1.replace(fresh_s, "OUT"), e2.replace(earlier_s, "OUT"), "the two refusals differ");
@@ -441,37 +447,50 @@ fn symlink_loops_in_an_image_folder() {
 fn unreadable_file_and_folder() {
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    // Root reads anything whatever its mode: run strata as nobody then, from a copy of the
+    // binary in a temporary folder under /tmp that nobody can reach (the checkout may not
+    // be), with the data in 0755 folders and a 0777 folder for runs.
+    let root_user = running_as_root();
+    let tmp = if root_user { tempfile::tempdir_in("/tmp").unwrap() } else { tempfile::tempdir().unwrap() };
     let earlier = Earlier::new(tmp.path());
-    // Root reads anything whatever its mode: run strata as nobody then, who must be able
-    // to reach the data (0755 folders) and write beside the earlier run (0777).
-    let as_nobody: &[&str] =
-        if running_as_root() { &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] } else { &[] };
     mode(tmp.path(), 0o777);
-    let root = tmp.path().join("imgs");
-    let rs = root.to_str().unwrap();
-    png_folder(&root, &[("a", 3, 8), ("b", 3, 8)]);
-    for d in [&root, &root.join("a"), &root.join("b")] {
+    let bin = tmp.path().join("strata");
+    std::fs::copy(env!("CARGO_BIN_EXE_strata"), &bin).unwrap();
+    mode(&bin, 0o755);
+    let as_nobody = |args: &[&str]| -> Output {
+        let mut cmd = if root_user {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        cmd.args(args).output().expect("spawn strata")
+    };
+    let images = tmp.path().join("imgs");
+    let is = images.to_str().unwrap();
+    png_folder(&images, &[("a", 3, 8), ("b", 3, 8)]);
+    for d in [&images, &images.join("a"), &images.join("b")] {
         mode(d, 0o755);
     }
     // Check the test itself: as that user the data is readable and a run can be made.
     let out = tmp.path().join("readable");
-    let mut args = pretrain(rs, &["--out", out.to_str().unwrap()]);
-    let o = run_wrapped(as_nobody, &args);
+    let mut args = pretrain(is, &["--out", out.to_str().unwrap()]);
+    let o = as_nobody(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    mode(&root.join("b/1.png"), 0o000);
-    let e = refused_with(&earlier, as_nobody, &pretrain(rs, &[]));
+    mode(&images.join("b/1.png"), 0o000);
+    let e = refused_by(&earlier, &as_nobody, &pretrain(is, &[]));
     assert!(e.contains("b/1.png") && e.contains("could not read it") && e.contains("ermission denied"), "{e}");
-    assert!(e.contains("check that it is readable"), "{e}");
-    mode(&root.join("b/1.png"), 0o644);
+    assert!(e.contains("check that it is readable") && e.matches("ermission denied").count() == 1, "{e}");
+    mode(&images.join("b/1.png"), 0o644);
 
-    mode(&root.join("a"), 0o000);
-    let e = refused_with(&earlier, as_nobody, &pretrain(rs, &[]));
+    mode(&images.join("a"), 0o000);
+    let e = refused_by(&earlier, &as_nobody, &pretrain(is, &[]));
     assert!(e.contains("imgs/a") && e.contains("ermission denied"), "{e}");
-    mode(&root.join("a"), 0o755);
+    mode(&images.join("a"), 0o755);
     args.push("--force");
-    let o = run_wrapped(as_nobody, &args);
+    let o = as_nobody(&args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
