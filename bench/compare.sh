@@ -7,7 +7,7 @@
 # absolute images/s. Frozen phase (--frozen): the textbook recipe's frozen phase, 1000 labels,
 # 30 epochs of batch 64 (480 steps), strata's `finetune` against the peer's `run`, paired too.
 #
-#   bench/compare.sh [--pairs 5] [--threads "1 2"] [--venv DIR] [--frozen] [--out FILE.jsonl]
+#   bench/compare.sh [--pairs 5] [--threads "1 2"] [--venv DIR] [--frozen | --frozen-only] [--out FILE.jsonl]
 #
 # Without --venv, torch is installed into a throw-away virtual environment (PyPI's Linux torch
 # wheel brings its CUDA runtime: several GB; keep this out of CI). PyTorch runs with the glibc
@@ -20,6 +20,7 @@ PAIRS=5
 THREADS="1 2"
 VENV=""
 FROZEN=0
+STEPS=1
 OUT="bench/results/compare-$(date -u +%Y%m%dT%H%M%S).jsonl"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,6 +28,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS="$2"; shift 2 ;;
         --venv) VENV="$2"; shift 2 ;;
         --frozen) FROZEN=1; shift ;;
+        --frozen-only) FROZEN=1; STEPS=0; shift ;;
         --out) OUT="$2"; shift 2 ;;
         -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -51,6 +53,7 @@ mkdir -p "$(dirname "$OUT")"
 TUNED="glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=268435456"
 
 for t in $THREADS; do
+    [ "$STEPS" = 1 ] || break
     for i in $(seq "$PAIRS"); do
         "$STRATA" bench --threads "$t" --cases ae_train_step,clf_train_step --steps 30 --repeats 3 \
             | sed "s/^{/{\"pair\":$i,/" >> "$OUT"

@@ -23,8 +23,17 @@ fn edit_manifest(run: &Path, edit: impl Fn(&mut serde_json::Value)) {
 
 fn finetune_from(d: &Path, pre: &Path, out: &Path) -> String {
     fails(&[
-        "finetune", "--from", pre.to_str().unwrap(), "--train", d.to_str().unwrap(), "--frozen-steps", "2",
-        "--unfreeze-steps", "0", "--out", out.to_str().unwrap(),
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        d.to_str().unwrap(),
+        "--frozen-steps",
+        "2",
+        "--unfreeze-steps",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
     ])
 }
 

@@ -86,7 +86,7 @@ fn pretrain_with_stops(req: &PretrainRequest, stops: &[usize], every: Option<usi
     for &at in stops {
         let flag = StopFlag::new();
         let r = PretrainRequest { control: control(every, &flag, resume), ..req.clone() };
-        let err = pipeline::pretrain(&r, &mut StopAt { at, seen: 0, flag }).err().expect("the run should stop");
+        let Err(err) = pipeline::pretrain(&r, &mut StopAt { at, seen: 0, flag }) else { panic!("the run should stop") };
         assert!(err.downcast_ref::<Stopped>().is_some(), "stopped with the wrong error: {err:#}");
         assert!(!req.out.exists(), "a stopped run must not appear complete");
         resume = true;
@@ -153,7 +153,10 @@ fn stacked_resumed_in_a_later_stage_equals_the_uninterrupted_run() {
     // 4 steps per stage: stop in stage 0, then in the end-to-end stage
     pretrain_with_stops(&cut, &[3, 7], None);
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors"]);
-    assert_eq!(common::manifest(&whole.out)["metrics"]["stacked-block-0_loss"], common::manifest(&cut.out)["metrics"]["stacked-block-0_loss"]);
+    assert_eq!(
+        common::manifest(&whole.out)["metrics"]["stacked-block-0_loss"],
+        common::manifest(&cut.out)["metrics"]["stacked-block-0_loss"]
+    );
 }
 
 fn finetune_req(d: &Path, from: &Path, out: PathBuf) -> FinetuneRequest {
@@ -189,7 +192,7 @@ fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
     for at in [3, 4, 2] {
         let flag = StopFlag::new();
         let r = FinetuneRequest { control: control(Some(4), &flag, resume), ..cut.clone() };
-        let err = pipeline::finetune(&r, &mut StopAt { at, seen: 0, flag }).err().expect("the run should stop");
+        let Err(err) = pipeline::finetune(&r, &mut StopAt { at, seen: 0, flag }) else { panic!("the run should stop") };
         assert!(err.downcast_ref::<Stopped>().is_some(), "{err:#}");
         resume = true;
     }
@@ -198,7 +201,10 @@ fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors", "evaluation.json"]);
     let (mw, mc) = (common::manifest(&whole.out), common::manifest(&cut.out));
     for (pw, pc) in mw["phases"].as_array().unwrap().iter().zip(mc["phases"].as_array().unwrap()) {
-        assert_eq!((&pw["name"], &pw["final_loss"], &pw["block_lr"]), (&pc["name"], &pc["final_loss"], &pc["block_lr"]));
+        assert_eq!(
+            (&pw["name"], &pw["final_loss"], &pw["block_lr"]),
+            (&pc["name"], &pc["final_loss"], &pc["block_lr"])
+        );
     }
     assert_eq!(res.phases.len(), 2);
 }
@@ -211,8 +217,25 @@ fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
     let (out_s, d_s) = (out.to_str().unwrap(), d.to_str().unwrap());
     // SGD with heavy momentum at a rate far too high: the loss overflows within a few steps
     let e = fails(&[
-        "finetune", "--from", "scratch", "--train", d_s, "--optimizer", "sgd",
-        "--lr", "9.9", "--momentum", "0.99", "--frozen-steps", "200", "--unfreeze-steps", "0", "--checkpoint-every", "5", "--out", out_s,
+        "finetune",
+        "--from",
+        "scratch",
+        "--train",
+        d_s,
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "9.9",
+        "--momentum",
+        "0.99",
+        "--frozen-steps",
+        "200",
+        "--unfreeze-steps",
+        "0",
+        "--checkpoint-every",
+        "5",
+        "--out",
+        out_s,
     ]);
     assert!(e.contains("diverged at step") && (e.contains("NaN") || e.contains("inf")), "{e}");
     assert!(e.contains("first non-finite tensor: backbone.") && e.contains("last good checkpoint (step"), "{e}");
@@ -320,7 +343,10 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
         }
         let status: serde_json::Value = serde_json::from_str(&ok(&["inspect", run_s, "--json"])).unwrap();
         let s = status["status"].as_str().unwrap_or("?").to_string();
-        assert!(s == "resumable" || s == "incomplete", "after a kill the run must be resumable or incomplete: {status}");
+        assert!(
+            s == "resumable" || s == "incomplete",
+            "after a kill the run must be resumable or incomplete: {status}"
+        );
         resume = s == "resumable";
         if resume {
             resumable_seen += 1;
@@ -329,7 +355,10 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
         }
     }
     eprintln!("kill loop: {kills} kills, {resumable_seen} resumable, {restarts} restarts");
-    assert!(kills >= 3 && resumable_seen >= 1, "the loop did not exercise resume ({kills} kills, {resumable_seen} resumable)");
+    assert!(
+        kills >= 3 && resumable_seen >= 1,
+        "the loop did not exercise resume ({kills} kills, {resumable_seen} resumable)"
+    );
     assert_eq!(bytes(&run, "model.safetensors"), bytes(&whole, "model.safetensors"));
     assert_eq!(figures(&run), figures(&whole));
     assert!(common::partials(tmp.path()).is_empty());

@@ -78,7 +78,11 @@ pub fn load_bytes_partial<M: Module>(
             .iter()
             .map(|e| match e {
                 burn::store::ApplyError::ShapeMismatch { path, expected, found } => {
-                    format!("{path}: the architecture needs {:?}, the file has {:?}", expected.as_slice(), found.as_slice())
+                    format!(
+                        "{path}: the architecture needs {:?}, the file has {:?}",
+                        expected.as_slice(),
+                        found.as_slice()
+                    )
                 }
                 other => other.to_string(),
             })

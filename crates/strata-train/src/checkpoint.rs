@@ -160,10 +160,8 @@ impl CheckpointStore {
             state: ck.state.clone(),
             files,
         };
-        let json = serde_json::to_vec_pretty(&index).map_err(|e| TrainError::BadRun {
-            path: tmp.clone(),
-            reason: format!("checkpoint index: {e}"),
-        })?;
+        let json = serde_json::to_vec_pretty(&index)
+            .map_err(|e| TrainError::BadRun { path: tmp.clone(), reason: format!("checkpoint index: {e}") })?;
         let p = tmp.join(INDEX);
         write_synced(&p, &json).map_err(|e| io(&p, e))?;
         fsync_dir(&tmp).map_err(|e| io(&tmp, e))?;
@@ -242,7 +240,9 @@ impl CheckpointStore {
                 let path = self.dir.join(dir_name(step));
                 match read_checkpoint(&path) {
                     Ok(ck) => CheckpointInfo { path, step: ck.step, phase: ck.phase, metric: ck.metric, problem: None },
-                    Err(e) => CheckpointInfo { path, step, phase: String::new(), metric: None, problem: Some(e.to_string()) },
+                    Err(e) => {
+                        CheckpointInfo { path, step, phase: String::new(), metric: None, problem: Some(e.to_string()) }
+                    }
                 }
             })
             .collect()

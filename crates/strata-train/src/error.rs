@@ -30,7 +30,9 @@ pub enum TrainError {
     #[error("device `{device}`: {reason}")]
     Device { device: String, reason: String },
     /// Training produced a NaN or infinite loss or weight.
-    #[error("{phase}: training diverged at step {step}: {what}; lower the learning rate (--lr), e.g. to a tenth, and try again")]
+    #[error(
+        "{phase}: training diverged at step {step}: {what}; lower the learning rate (--lr), e.g. to a tenth, and try again"
+    )]
     Diverged { phase: String, step: usize, what: String },
     /// The user asked the run to stop; a checkpoint was written first.
     #[error("stopped at step {step} as asked; {saved}")]

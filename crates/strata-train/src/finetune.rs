@@ -3,22 +3,22 @@
 //! (all at once or one more at a time, each block lower down at a further reduced rate).
 
 use crate::batch::Batcher;
+use crate::checkpoint::{Checkpoint, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
 use crate::optim::OptimSettings;
 use crate::progress::{Event, Observer};
-use crate::checkpoint::{Checkpoint, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part};
 use crate::recorder::Recorder;
 use crate::step::{BatchSchedule, SchedulePosition, checked_loss, cross_entropy, step_rng, validate_optim};
 use burn::module::{Module, ParamGroup};
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
+use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
-use burn::tensor::{Int, Tensor, TensorData};
 use strata_nn::block::forward_stack;
 use strata_nn::{Block, Classifier, Features, HeadSpec, InputShape, try_seeded, weights};
 
@@ -290,10 +290,8 @@ impl FrozenCache {
         }
         let plain = model.clone().valid();
         let lower = &plain.backbone[..depth];
-        let chunks: Vec<Features> = rows
-            .chunks(256)
-            .map(|chunk| forward_stack(lower, Features::Map(batcher.inputs(chunk, device))))
-            .collect();
+        let chunks: Vec<Features> =
+            rows.chunks(256).map(|chunk| forward_stack(lower, Features::Map(batcher.inputs(chunk, device)))).collect();
         let features = match chunks.first()? {
             Features::Map(_) => Features::Map(Tensor::cat(chunks.into_iter().map(map_of).collect(), 0)),
             Features::Flat(_) => Features::Flat(Tensor::cat(chunks.into_iter().map(Features::flat).collect(), 0)),
@@ -349,7 +347,13 @@ struct LoopState {
 }
 
 /// Writes a checkpoint of the classifier and its optimiser at `st`.
-fn checkpoint(st: &LoopState, name: &str, model: &Classifier, optim: &ModuleOptimizer, rec: &mut dyn Recorder) -> Result<()> {
+fn checkpoint(
+    st: &LoopState,
+    name: &str,
+    model: &Classifier,
+    optim: &ModuleOptimizer,
+    rec: &mut dyn Recorder,
+) -> Result<()> {
     if let Some(tensor) = weights::first_nonfinite(model) {
         return Err(TrainError::Diverged {
             phase: name.into(),
@@ -360,7 +364,8 @@ fn checkpoint(st: &LoopState, name: &str, model: &Classifier, optim: &ModuleOpti
     let mut parts = Parts::new();
     parts.insert(MODEL_PART.into(), module_bytes(model)?);
     parts.insert(OPTIM_PART.into(), optimizer_bytes(optim)?);
-    let state = serde_json::to_value(st).map_err(|e| TrainError::BadRun { path: name.into(), reason: e.to_string() })?;
+    let state =
+        serde_json::to_value(st).map_err(|e| TrainError::BadRun { path: name.into(), reason: e.to_string() })?;
     let metric = st.last_loss.map(f64::from).filter(|m| m.is_finite());
     rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
 }
@@ -410,8 +415,10 @@ pub fn finetune(
         phase_seconds: 0.0,
     };
     if let Some(ck) = rec.take_resume() {
-        st = serde_json::from_value(ck.state)
-            .map_err(|e| TrainError::BadRun { path: ck.phase.clone().into(), reason: format!("checkpoint state: {e}") })?;
+        st = serde_json::from_value(ck.state).map_err(|e| TrainError::BadRun {
+            path: ck.phase.clone().into(),
+            reason: format!("checkpoint state: {e}"),
+        })?;
         schedule.seek(st.schedule);
         model = load_module(model, part(&ck.parts, MODEL_PART)?, MODEL_PART)?;
         optim = load_optimizer(optim, part(&ck.parts, OPTIM_PART)?, OPTIM_PART)?;
@@ -464,7 +471,7 @@ pub fn finetune(
             st.sum += f64::from(value) * idx.len() as f64;
             st.count += idx.len();
             observer.event(Event::Step { phase: name.into(), step: st.in_phase, loss: value });
-            if st.in_phase % log_every == 0 || st.in_phase == phase.steps {
+            if st.in_phase.is_multiple_of(log_every) || st.in_phase == phase.steps {
                 let mean = (st.sum / st.count.max(1) as f64) as f32;
                 st.last_loss = Some(mean);
                 rec.log(serde_json::json!({
@@ -476,7 +483,7 @@ pub fn finetune(
                 st.count = 0;
             }
             let stop = rec.stop_requested();
-            let due = every.is_some_and(|n| st.step % n == 0);
+            let due = every.is_some_and(|n| st.step.is_multiple_of(n));
             if (due || stop) && st.in_phase < phase.steps {
                 let saved = LoopState { phase_seconds: elapsed(&st), ..st.clone() };
                 checkpoint(&saved, name, &model, &optim, rec)?;
@@ -533,10 +540,10 @@ mod tests {
     use super::*;
     use crate::layout::Surgery;
     use crate::progress::Silent;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
     use burn::optim::SgdConfig;
     use burn::tensor::Tensor;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
     use strata_data::ImageShape;
     use strata_nn::ArchSpec;
     use strata_nn::block::build_stack;
@@ -593,8 +600,18 @@ mod tests {
         let norm = Normalization::fit(&data);
         let rows: Vec<usize> = (0..data.len()).collect();
         let device = Device::default();
-        finetune(Init::Pretrained(blocks), cfg, &data, &rows, &norm, &device, None, &mut Silent, &mut crate::recorder::Discard)
-            .unwrap()
+        finetune(
+            Init::Pretrained(blocks),
+            cfg,
+            &data,
+            &rows,
+            &norm,
+            &device,
+            None,
+            &mut Silent,
+            &mut crate::recorder::Discard,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -608,11 +625,22 @@ mod tests {
         cfg.cache_frozen = false;
         let plain = run(&cfg, parent_blocks(&device));
         assert_eq!(weights::to_bytes(&cached.model).unwrap(), weights::to_bytes(&plain.model).unwrap());
-        assert_eq!(cached.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>(), plain.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>());
+        assert_eq!(
+            cached.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>(),
+            plain.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>()
+        );
         // with augmentation the cache does not apply: each step shifts the images anew
         cfg.augment_shift = 1;
         let shifted = plan(&cfg).into_iter().all(|phase| {
-            FrozenCache::build(&cfg, &phase, &cached.model, &Batcher::new(&toy_data(), &Normalization::fit(&toy_data())), &[0, 1], &device).is_none()
+            FrozenCache::build(
+                &cfg,
+                &phase,
+                &cached.model,
+                &Batcher::new(&toy_data(), &Normalization::fit(&toy_data())),
+                &[0, 1],
+                &device,
+            )
+            .is_none()
         });
         assert!(shifted);
     }

@@ -18,6 +18,7 @@ pub mod reuse;
 pub mod run_dir;
 pub mod step;
 
+pub use checkpoint::{CheckpointPolicy, CheckpointStore};
 pub use device::DeviceChoice;
 pub use error::{Result, TrainError};
 pub use evaluate::{Evaluation, evaluate};
@@ -28,5 +29,4 @@ pub use methods::{PretrainConfig, PretrainOutcome, Pretrainer, method_by_name, m
 pub use optim::{OptimSettings, OptimizerKind};
 pub use progress::{Event, Observer};
 pub use recorder::{Discard, Recorder, StopFlag};
-pub use checkpoint::{CheckpointPolicy, CheckpointStore};
 pub use run_dir::{RunDir, RunWriter};

@@ -263,7 +263,8 @@ impl RunWriter {
         let store = CheckpointStore::new(staging.join(CHECKPOINTS), 2);
         let (ck, problems) = store.latest();
         let Some(ck) = ck else {
-            let why = if problems.is_empty() { "it stopped before its first checkpoint".into() } else { problems.join("; ") };
+            let why =
+                if problems.is_empty() { "it stopped before its first checkpoint".into() } else { problems.join("; ") };
             return Err(TrainError::BadRun {
                 path: target.into(),
                 reason: format!("cannot resume: {why}; start it again with --force"),

@@ -49,7 +49,11 @@ fn pretrained_bytes(d: &Dataset, norm: &Normalization, device: &Device) -> Vec<u
         noise: 0.0,
         ..PretrainConfig::default()
     };
-    method_by_name("ae").unwrap().pretrain(d, norm, &cfg, device, &mut Silent, &mut strata_train::recorder::Discard).unwrap().weights
+    method_by_name("ae")
+        .unwrap()
+        .pretrain(d, norm, &cfg, device, &mut Silent, &mut strata_train::recorder::Discard)
+        .unwrap()
+        .weights
 }
 
 fn backbone_part(snap: &BTreeMap<String, Vec<f32>>, block: usize) -> BTreeMap<String, Vec<f32>> {

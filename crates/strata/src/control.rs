@@ -194,7 +194,11 @@ pub fn expand_resume(argv: Vec<String>) -> Result<Vec<String>> {
 
 fn check_command(job: &JobRecord, command: &str, run: &str) -> Result<()> {
     if job.command != command {
-        bail!("--resume {run}: the run was started by `strata {}`; resume it with `strata {} --resume {run}`", job.command, job.command);
+        bail!(
+            "--resume {run}: the run was started by `strata {}`; resume it with `strata {} --resume {run}`",
+            job.command,
+            job.command
+        );
     }
     Ok(())
 }

@@ -3,8 +3,8 @@
 pub mod cli;
 pub mod commands;
 pub mod config_file;
-pub mod control;
 pub mod context;
+pub mod control;
 pub mod interop;
 pub mod observer;
 pub mod pipeline;

@@ -30,9 +30,7 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let argv = match strata::config_file::expand(std::env::args().collect())
-        .and_then(strata::control::expand_resume)
-    {
+    let argv = match strata::config_file::expand(std::env::args().collect()).and_then(strata::control::expand_resume) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e:#}");

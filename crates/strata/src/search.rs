@@ -204,7 +204,8 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         let plan = stage.plan(surgery, &scratch_arch).with_context(|| format!("trial `{}`", trial.name))?;
         let plan = if trial.scratch { BackbonePlan::scratch(plan.arch) } else { plan };
         let cfg = trial.recipe.config(plan, stage.head(&trial.recipe)?, req.seed);
-        let outcome = match stage.train(&cfg, &fit, Some(&val_data), &mut Silent, &mut strata_train::recorder::Discard) {
+        let outcome = match stage.train(&cfg, &fit, Some(&val_data), &mut Silent, &mut strata_train::recorder::Discard)
+        {
             Ok(o) => o,
             // a diverging trial is a result, not the end of the search
             Err(e) => {

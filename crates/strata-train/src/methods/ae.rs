@@ -4,9 +4,9 @@ use super::artifacts::reconstructions;
 use super::epochs::{
     Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
 };
-use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
+use crate::checkpoint::Parts;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, mse};

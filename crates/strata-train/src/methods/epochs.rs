@@ -89,12 +89,7 @@ struct LoopState {
 }
 
 /// Writes a checkpoint of `objective` at `state`, after checking that its weights are finite.
-fn checkpoint(
-    phase: &str,
-    state: &LoopState,
-    objective: &dyn Objective,
-    rec: &mut dyn Recorder,
-) -> Result<()> {
+fn checkpoint(phase: &str, state: &LoopState, objective: &dyn Objective, rec: &mut dyn Recorder) -> Result<()> {
     if let Some(tensor) = objective.first_nonfinite() {
         return Err(TrainError::Diverged {
             phase: phase.into(),
@@ -103,8 +98,16 @@ fn checkpoint(
         });
     }
     let metric = state.last.get("loss").copied();
-    let json = serde_json::to_value(state).map_err(|e| TrainError::BadRun { path: phase.into(), reason: e.to_string() })?;
-    rec.checkpoint(Checkpoint { step: state.step, phase: phase.into(), state: json, parts: objective.save()?, metric, metrics_len: 0 })
+    let json =
+        serde_json::to_value(state).map_err(|e| TrainError::BadRun { path: phase.into(), reason: e.to_string() })?;
+    rec.checkpoint(Checkpoint {
+        step: state.step,
+        phase: phase.into(),
+        state: json,
+        parts: objective.save()?,
+        metric,
+        metrics_len: 0,
+    })
 }
 
 /// Runs `cfg.epochs` passes over `images` rows (phase name `phase`) through `objective`.
@@ -146,7 +149,9 @@ pub(crate) fn run_epochs(
         objective.restore(&ck.parts)?;
     }
     observer.event(Event::PhaseStart { phase: phase.into(), steps: cfg.epochs * steps_per_epoch });
-    let started = Instant::now().checked_sub(std::time::Duration::from_secs_f64(st.seconds.max(0.0))).unwrap_or_else(Instant::now);
+    let started = Instant::now()
+        .checked_sub(std::time::Duration::from_secs_f64(st.seconds.max(0.0)))
+        .unwrap_or_else(Instant::now);
     while st.epoch < cfg.epochs {
         let t0 = Instant::now();
         while st.in_epoch < steps_per_epoch {
@@ -175,7 +180,7 @@ pub(crate) fn run_epochs(
             st.schedule = schedule.position();
             let loss = figures.first().map(|f| f.1).unwrap_or(f64::NAN) as f32;
             observer.event(Event::Step { phase: phase.into(), step: st.step, loss });
-            let due = policy.and_then(|p| p.every_steps).is_some_and(|n| st.step % n.max(1) == 0);
+            let due = policy.and_then(|p| p.every_steps).is_some_and(|n| st.step.is_multiple_of(n.max(1)));
             let stop = rec.stop_requested();
             if (due || stop) && st.in_epoch < steps_per_epoch {
                 st.seconds = started.elapsed().as_secs_f64();

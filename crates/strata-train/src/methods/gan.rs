@@ -6,9 +6,9 @@
 
 use super::artifacts::{Artifact, to_pixels};
 use super::epochs::{Figures, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained};
-use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
+use crate::checkpoint::Parts;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, standard_normal, step_rng};
@@ -190,7 +190,9 @@ impl Objective for Adversarial<'_> {
             .map(|(name, bytes)| Artifact { name: name.clone(), bytes: bytes.clone() })
             .collect();
         // the epoch number, not the name, orders the grids (epoch-10 after epoch-9)
-        self.artifacts.sort_by_key(|a| a.name.trim_start_matches("samples-epoch-").trim_end_matches(".png").parse::<usize>().unwrap_or(0));
+        self.artifacts.sort_by_key(|a| {
+            a.name.trim_start_matches("samples-epoch-").trim_end_matches(".png").parse::<usize>().unwrap_or(0)
+        });
         self.warnings = serde_json::from_slice(crate::checkpoint::part(parts, WARNINGS)?).unwrap_or_default();
         Ok(())
     }

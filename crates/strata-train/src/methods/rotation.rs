@@ -5,9 +5,9 @@
 use super::epochs::{
     Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
 };
-use crate::checkpoint::Parts;
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
+use crate::checkpoint::Parts;
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
 use crate::step::{checked_loss, cross_entropy, step_rng};

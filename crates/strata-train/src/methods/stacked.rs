@@ -4,15 +4,13 @@
 //! stack end to end as one autoencoder. Every stage runs `--epochs` passes.
 
 use super::artifacts::reconstructions;
-use super::epochs::{
-    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts,
-};
-use crate::checkpoint::Parts;
-use crate::recorder::MapLines;
+use super::epochs::{Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts};
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
+use crate::checkpoint::Parts;
 use crate::error::Result;
 use crate::progress::Observer;
+use crate::recorder::MapLines;
 use crate::step::{checked_loss, mse};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};

@@ -149,10 +149,8 @@ pub fn run(a: Args) -> Result<()> {
     if want("idx_load") {
         idx_load(&a.idx, threads)?;
     }
-    if want("folder_decode") {
-        if let Some(folder) = &a.folder {
-            folder_decode(folder, threads)?;
-        }
+    if let Some(folder) = a.folder.as_ref().filter(|_| want("folder_decode")) {
+        folder_decode(folder, threads)?;
     }
     if !(want("ae_train_step") || want("clf_train_step") || want("inference") || want("frozen_head_step")) {
         return Ok(());
@@ -161,17 +159,17 @@ pub fn run(a: Args) -> Result<()> {
     let mut ae = try_seeded(&ad, 0, || Autoencoder::new(&a.arch, input, &ad))?;
     let mut optim = AdamConfig::new().init();
     if want("ae_train_step") {
-    emit(
-        "ae_train_step",
-        time_steps(&a, || {
-            let loss = mse(ae.forward(x.clone()), x.clone());
-            let grads = GradientsParams::from_grads(loss.backward(), &ae);
-            ae = optim.step(1e-3, ae.clone(), grads);
-            // reading the loss forces the step to finish on lazy (GPU) backends
-            let _ = loss.into_scalar::<f32>();
-        }),
-        ae_flop,
-    );
+        emit(
+            "ae_train_step",
+            time_steps(&a, || {
+                let loss = mse(ae.forward(x.clone()), x.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &ae);
+                ae = optim.step(1e-3, ae.clone(), grads);
+                // reading the loss forces the step to finish on lazy (GPU) backends
+                let _ = loss.into_scalar::<f32>();
+            }),
+            ae_flop,
+        );
     }
 
     let head = HeadSpec { hidden: vec![], classes };

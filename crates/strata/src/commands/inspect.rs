@@ -23,7 +23,13 @@ fn unfinished(a: &Args, u: &Unfinished) -> Result<()> {
             .iter()
             .map(|c| serde_json::json!({ "step": c.step, "phase": c.phase, "path": c.path, "problem": c.problem }))
             .collect();
-        let status = if u.running { "running" } else if u.resumable_from().is_some() { "resumable" } else { "incomplete" };
+        let status = if u.running {
+            "running"
+        } else if u.resumable_from().is_some() {
+            "resumable"
+        } else {
+            "incomplete"
+        };
         println!(
             "{}",
             serde_json::json!({ "status": status, "staging": u.path, "job": u.job, "checkpoints": checkpoints })
