@@ -14,6 +14,7 @@ pub mod optim;
 pub mod probe;
 pub mod progress;
 pub mod recorder;
+pub mod replicas;
 pub mod reuse;
 pub mod run_dir;
 pub mod step;

@@ -117,7 +117,15 @@ pub fn run(a: Args) -> Result<()> {
             .build_global()
             .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
     }
-    let known = ["ae_train_step", "clf_train_step", "inference", "frozen_head_step", "idx_load", "folder_decode"];
+    let known = [
+        "ae_train_step",
+        "ae_train_step_replicas",
+        "clf_train_step",
+        "inference",
+        "frozen_head_step",
+        "idx_load",
+        "folder_decode",
+    ];
     if let Some(bad) = a.cases.iter().find(|c| !known.contains(&c.as_str())) {
         anyhow::bail!("--cases: unknown figure `{bad}`; choose from {}", known.join(", "));
     }
@@ -167,6 +175,25 @@ pub fn run(a: Args) -> Result<()> {
                 ae = optim.step(1e-3, ae.clone(), grads);
                 // reading the loss forces the step to finish on lazy (GPU) backends
                 let _ = loss.into_scalar::<f32>();
+            }),
+            ae_flop,
+        );
+    }
+
+    if want("ae_train_step_replicas") {
+        // one replica per thread, each on its share of the batch (see strata_train::replicas)
+        let replicas = strata_train::replicas::Replicas::new(threads)?;
+        let rows: Vec<usize> = (0..a.batch).collect();
+        let mut model = try_seeded(&ad, 0, || Autoencoder::new(&a.arch, input, &ad))?;
+        let mut optim = AdamConfig::new().init();
+        emit(
+            "ae_train_step_replicas",
+            time_steps(&a, || {
+                let (grads, _) = replicas.grads(&model, &rows, |m: &Autoencoder, part: &[usize]| {
+                    let xs = x.clone().slice([part[0]..part[0] + part.len()]);
+                    mse(m.forward(xs.clone()), xs)
+                });
+                model = optim.step(1e-3, model.clone(), grads);
             }),
             ae_flop,
         );
