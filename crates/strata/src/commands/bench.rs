@@ -190,7 +190,7 @@ pub fn run(a: Args) -> Result<()> {
             "ae_train_step_replicas",
             time_steps(&a, || {
                 let (grads, _) = replicas.grads(&model, &rows, |m: &Autoencoder, part: &[usize]| {
-                    let xs = x.clone().slice([part[0]..part[0] + part.len()]);
+                    let xs = x.clone().narrow(0, part[0], part.len());
                     mse(m.forward(xs.clone()), xs)
                 });
                 model = optim.step(1e-3, model.clone(), grads);
