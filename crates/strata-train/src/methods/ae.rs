@@ -1,12 +1,9 @@
 //! `ae`: a convolutional autoencoder; its encoder is the backbone.
 
 use super::artifacts::reconstructions;
-use super::epochs::{
-    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
-};
+use super::epochs::{Figures, Objective, one_model_checkpoint, run_epochs, trained};
 use super::{Job, Log, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
-use crate::checkpoint::Parts;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, mse};
@@ -56,18 +53,7 @@ impl<C: FnMut(u64, Vec<Vec<u8>>) -> Vec<Vec<u8>>> Objective for Reconstruct<'_, 
         Ok(vec![("loss", f64::from(value))])
     }
 
-    fn save(&self) -> Result<Parts> {
-        save_parts(&self.model, &[(OPTIM_PART, &self.optim)])
-    }
-
-    fn restore(&mut self, parts: &Parts) -> Result<()> {
-        restore_model(&mut self.model, parts)?;
-        restore_optim(&mut self.optim, parts, OPTIM_PART)
-    }
-
-    fn first_nonfinite(&self) -> Option<String> {
-        nonfinite(&self.model)
-    }
+    one_model_checkpoint!();
 }
 
 /// The autoencoder loop shared by `ae` and `dae`: `corrupt` may alter the input pixels of a

@@ -255,6 +255,25 @@ pub(crate) fn nonfinite<M: Module>(slot: &Option<M>) -> Option<String> {
     slot.as_ref().and_then(strata_nn::weights::first_nonfinite)
 }
 
+/// The checkpoint methods of an [`Objective`] with one `model: Option<_>` and one `optim`.
+macro_rules! one_model_checkpoint {
+    () => {
+        fn save(&self) -> $crate::error::Result<$crate::checkpoint::Parts> {
+            $crate::methods::epochs::save_parts(&self.model, &[($crate::methods::epochs::OPTIM_PART, &self.optim)])
+        }
+
+        fn restore(&mut self, parts: &$crate::checkpoint::Parts) -> $crate::error::Result<()> {
+            $crate::methods::epochs::restore_model(&mut self.model, parts)?;
+            $crate::methods::epochs::restore_optim(&mut self.optim, parts, $crate::methods::epochs::OPTIM_PART)
+        }
+
+        fn first_nonfinite(&self) -> Option<String> {
+            $crate::methods::epochs::nonfinite(&self.model)
+        }
+    };
+}
+pub(crate) use one_model_checkpoint;
+
 /// Name of the model part in a checkpoint.
 pub(crate) const MODEL_PART: &str = "model.bpk";
 /// Name of the (single) optimiser part in a checkpoint.

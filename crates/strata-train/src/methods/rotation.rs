@@ -2,12 +2,9 @@
 //! 180 or 270 degrees and the network predicts which; recognising "upright" needs the shapes
 //! of the objects, which is what the backbone learns.
 
-use super::epochs::{
-    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
-};
+use super::epochs::{Figures, Objective, one_model_checkpoint, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
-use crate::checkpoint::Parts;
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
 use crate::step::{checked_loss, cross_entropy, step_rng};
@@ -51,18 +48,7 @@ struct PredictRotation<'a> {
 }
 
 impl Objective for PredictRotation<'_> {
-    fn save(&self) -> Result<Parts> {
-        save_parts(&self.model, &[(OPTIM_PART, &self.optim)])
-    }
-
-    fn restore(&mut self, parts: &Parts) -> Result<()> {
-        restore_model(&mut self.model, parts)?;
-        restore_optim(&mut self.optim, parts, OPTIM_PART)
-    }
-
-    fn first_nonfinite(&self) -> Option<String> {
-        nonfinite(&self.model)
-    }
+    one_model_checkpoint!();
 
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };

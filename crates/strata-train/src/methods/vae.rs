@@ -4,12 +4,9 @@
 //! the path that leads to the mean.
 
 use super::artifacts::reconstructions;
-use super::epochs::{
-    Figures, OPTIM_PART, Objective, nonfinite, restore_model, restore_optim, run_epochs, save_parts, trained,
-};
+use super::epochs::{Figures, Objective, one_model_checkpoint, run_epochs, trained};
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
-use crate::checkpoint::Parts;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, standard_normal, step_rng};
@@ -74,18 +71,7 @@ struct Elbo<'a> {
 }
 
 impl Objective for Elbo<'_> {
-    fn save(&self) -> Result<Parts> {
-        save_parts(&self.model, &[(OPTIM_PART, &self.optim)])
-    }
-
-    fn restore(&mut self, parts: &Parts) -> Result<()> {
-        restore_model(&mut self.model, parts)?;
-        restore_optim(&mut self.optim, parts, OPTIM_PART)
-    }
-
-    fn first_nonfinite(&self) -> Option<String> {
-        nonfinite(&self.model)
-    }
+    one_model_checkpoint!();
 
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
