@@ -356,6 +356,13 @@ pub enum DataError {
         max: usize,
     },
 
+    /// Normalisation statistics (from `--mean`/`--std` or a manifest) that cannot be used.
+    #[error("bad normalisation statistics: {reason}")]
+    BadNormalization {
+        /// What is wrong with them.
+        reason: String,
+    },
+
     /// The decoded images do not fit in memory.
     #[error(
         "{what}: the decoded images need {bytes} bytes of memory, more than can be allocated; use fewer images or a smaller --resize"

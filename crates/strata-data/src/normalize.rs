@@ -3,12 +3,22 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, ImageShape};
+use crate::error::{DataError, Result};
 
 /// Smallest standard deviation used, so a constant channel does not divide by zero.
 pub const STD_FLOOR: f32 = 1e-6;
 
+/// Largest mean or standard deviation accepted from outside (`--mean`, a manifest): pixel
+/// statistics are of values in [0, 1], or 0..255 for those who forgot to scale.
+pub const STATS_LIMIT: f32 = 255.0;
+
 /// Per-channel mean and standard deviation of pixels scaled to [0, 1].
+///
+/// Read from a manifest, the statistics are checked as [`Normalization::new`] checks them:
+/// a float too large for `f32` would otherwise become infinity, silently zero every input,
+/// and be written back as `null` into the manifest of any run reusing these statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Stats")]
 pub struct Normalization {
     /// Mean of each channel.
     pub mean: Vec<f32>,
@@ -16,7 +26,45 @@ pub struct Normalization {
     pub std: Vec<f32>,
 }
 
+/// The stored form of [`Normalization`], checked on the way in.
+#[derive(Deserialize)]
+struct Stats {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl TryFrom<Stats> for Normalization {
+    type Error = DataError;
+    fn try_from(s: Stats) -> Result<Normalization> {
+        Normalization::new(s.mean, s.std)
+    }
+}
+
 impl Normalization {
+    /// Statistics given by hand or read from a file, checked: as many means as standard
+    /// deviations (at least one), every mean finite and at most [`STATS_LIMIT`] in size,
+    /// every standard deviation between [`STD_FLOOR`] and [`STATS_LIMIT`], so that
+    /// normalising can neither divide by zero nor overflow.
+    pub fn new(mean: Vec<f32>, std: Vec<f32>) -> Result<Normalization> {
+        let bad = |reason: String| DataError::BadNormalization { reason };
+        if mean.is_empty() || mean.len() != std.len() {
+            return Err(bad(format!(
+                "{} mean(s) and {} standard deviation(s); give one of each per channel",
+                mean.len(),
+                std.len()
+            )));
+        }
+        if let Some((c, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite() || m.abs() > STATS_LIMIT) {
+            return Err(bad(format!("mean[{c}] = {m} is not a number between -{STATS_LIMIT} and {STATS_LIMIT}")));
+        }
+        if let Some((c, s)) = std.iter().enumerate().find(|(_, s)| !(STD_FLOOR..=STATS_LIMIT).contains(*s)) {
+            return Err(bad(format!(
+                "std[{c}] = {s} is not a standard deviation between {STD_FLOOR} and {STATS_LIMIT}"
+            )));
+        }
+        Ok(Normalization { mean, std })
+    }
+
     /// Statistics of every pixel of `data`, per channel (population standard deviation).
     pub fn fit(data: &Dataset) -> Normalization {
         let s = data.shape;
@@ -149,6 +197,42 @@ mod tests {
         let mut out = vec![7.0];
         Normalization::identity(1).batch_into(&d, &[1, 0], &mut out);
         assert_eq!(out, vec![1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn stats_from_outside_are_checked() {
+        assert!(Normalization::new(vec![0.5, 0.4, 0.4], vec![0.2, 0.25, 0.3]).is_ok());
+        for (mean, std, needle) in [
+            (vec![], vec![], "0 mean(s) and 0 standard deviation(s)"),
+            (vec![0.1, 0.2], vec![0.3], "2 mean(s) and 1 standard"),
+            (vec![f32::NAN], vec![0.3], "mean[0] = NaN"),
+            (vec![1e30], vec![0.3], "mean[0] = 1000000000000000000000000000000"),
+            (vec![0.1], vec![0.0], "std[0] = 0 "),
+            (vec![0.1], vec![-0.3], "std[0] = -0.3"),
+            (vec![0.1], vec![f32::INFINITY], "std[0] = inf"),
+        ] {
+            let e = Normalization::new(mean, std).unwrap_err().to_string();
+            assert!(e.contains(needle) && e.contains("normalisation"), "{e}");
+        }
+    }
+
+    /// Found by the manifest_config fuzz target (the whole input is
+    /// tests/fixtures/fuzz-regressions/manifest-std-overflows-f32.json at the top of the
+    /// repository): a standard deviation too large for f32 was read as infinity, and the
+    /// manifest it was written back to said `null` there, which could not be read again.
+    #[test]
+    fn a_float_beyond_f32_is_refused_not_read_as_infinity() {
+        let json = br#"{"mean":[0.13149679],"std":[0.30877e97]}"#;
+        let e = serde_json::from_slice::<Normalization>(json).unwrap_err().to_string();
+        assert!(e.contains("std[0] = inf is not a standard deviation"), "{e}");
+        let n: Normalization = serde_json::from_slice(br#"{"mean":[0.13149679],"std":[0.30877]}"#).unwrap();
+        assert_eq!(serde_json::from_slice::<Normalization>(&serde_json::to_vec(&n).unwrap()).unwrap(), n);
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/fuzz-regressions/manifest-std-overflows-f32.json"
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        assert!(serde_json::from_value::<Normalization>(manifest["normalization"].clone()).is_err());
     }
 
     #[test]
