@@ -690,7 +690,6 @@ fn manifest_statistics_beyond_f32_are_refused() {
 /// where a manifest is opened (`RunDir::open` in strata-train): normalization channels
 /// must equal `input.channels`.
 #[test]
-#[ignore = "needs RunDir::open (strata-train) to check normalization channels against input.channels"]
 fn manifest_statistics_for_another_channel_count_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let earlier = Earlier::new(tmp.path());

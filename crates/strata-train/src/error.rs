@@ -20,9 +20,10 @@ pub enum TrainError {
     /// A run directory is missing, incomplete or unreadable.
     #[error("run {path}: {reason}")]
     BadRun { path: PathBuf, reason: String },
-    /// Filesystem error while writing or reading a run.
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// Filesystem error while writing or reading a run (not a `source`: the message already
+    /// holds it, and a chain would print it twice).
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     /// A configuration value is out of range.
     #[error("invalid setting `{field}` = {value}: {fix}")]
     Config { field: String, value: String, fix: String },
@@ -50,6 +51,6 @@ impl TrainError {
 
     /// Shorthand for an I/O error at a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io { path: path.into(), error: source }
     }
 }

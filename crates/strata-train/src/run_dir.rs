@@ -430,6 +430,12 @@ impl RunDir {
         }
         let manifest: Manifest =
             serde_json::from_value(value).map_err(|e| bad(format!("{MANIFEST} field error: {e}")))?;
+        let (stats, channels) = (manifest.normalization.channels(), manifest.input.channels);
+        if stats != channels {
+            return Err(bad(format!(
+                "{MANIFEST}: `normalization` has statistics for {stats} channel(s) but `input` has {channels}; the manifest was altered or damaged"
+            )));
+        }
         Ok(Self { path: path.into(), manifest })
     }
 

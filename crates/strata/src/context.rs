@@ -38,7 +38,8 @@ pub fn now_unix() -> u64 {
 
 /// Opens a run directory with context.
 pub fn open_run(path: &Path) -> Result<RunDir> {
-    RunDir::open(path).with_context(|| format!("opening run {}", path.display()))
+    // the error already names the run
+    Ok(RunDir::open(path)?)
 }
 
 /// Rebuilds the classifier of a finetune/scratch run with its weights.

@@ -36,6 +36,14 @@ pub struct PretrainRequest {
     pub control: RunControl,
 }
 
+/// An existing complete run at `out` is an error without `--force` (cheap, before any data is read).
+fn refuse_existing(out: &std::path::Path, force: bool, control: &RunControl) -> Result<()> {
+    if out.exists() && !force && !control.resume {
+        return Err(strata_train::TrainError::RunExists { path: out.into() }.into());
+    }
+    Ok(())
+}
+
 fn empty_weights() -> WeightsRecord {
     WeightsRecord { file: String::new(), sha256: String::new(), bytes: 0 }
 }
@@ -46,7 +54,9 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     // settings first: a typo should not cost a data load
     req.cfg.validate()?;
     let (choice, device) = context::device(&req.device)?;
-    let mut writer = req.control.writer("pretrain", &req.out, req.force, &req.argv)?;
+    // an existing run is found before the data is read; the run directory itself is only
+    // staged once the data and settings have passed their checks
+    refuse_existing(&req.out, req.force, &req.control)?;
     let data = load_data(&req.data, "--data", req.cfg.pairs_by_label, Split::Train)?;
     // labels are only read as identities by a siamese run that asks for it
     let mut data = if req.cfg.pairs_by_label { data } else { data.unlabeled() };
@@ -59,6 +69,7 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     let input = input_of(&data);
     req.cfg.arch.shapes(input).context("--arch")?;
     let norm = Normalization::fit(&data);
+    let mut writer = req.control.writer("pretrain", &req.out, req.force, &req.argv)?;
     let started = std::time::Instant::now();
     let outcome = match method.pretrain(&data, &norm, &req.cfg, &device, observer, &mut writer) {
         Ok(o) => o,
@@ -188,7 +199,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     strata_train::step::validate_optim(r.batch, r.lr)?;
     r.optim.validate()?;
     let command = if req.kind == Some(RunKind::Train) { "train" } else { "finetune" };
-    let mut writer = req.control.writer(command, &req.out, req.force, &req.argv)?;
+    refuse_existing(&req.out, req.force, &req.control)?;
     let stage = Stage2::load(
         req.from.as_deref(),
         &req.train,
@@ -200,6 +211,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
     )?;
     let plan = stage.plan(&r.surgery, &req.arch)?;
     let cfg = r.config(plan, stage.head(r)?, req.seed);
+    let mut writer = req.control.writer(command, &req.out, req.force, &req.argv)?;
     let started = std::time::Instant::now();
     let outcome = match stage.train(&cfg, &stage.rows, stage.test.as_ref(), observer, &mut writer) {
         Ok(o) => o,

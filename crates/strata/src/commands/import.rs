@@ -75,10 +75,8 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     let norm = match (a.mean.is_empty(), a.std.is_empty()) {
         (true, true) => None,
         (false, false) if a.mean.len() == input.channels && a.std.len() == input.channels => {
-            if a.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                anyhow::bail!("--std {:?}: every standard deviation must be positive", a.std);
-            }
-            Some(Normalization { mean: a.mean, std: a.std })
+            // the same checks a manifest's statistics get when the run is opened later
+            Some(Normalization::new(a.mean, a.std).context("--mean / --std")?)
         }
         _ => anyhow::bail!("--mean and --std: give both, one value per channel ({} here)", input.channels),
     };
