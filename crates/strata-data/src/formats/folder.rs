@@ -56,12 +56,14 @@ impl Format for Folder {
                 let total = classes.iter().map(|(_, files)| files.len()).sum();
                 let mut decoder = Decoder::new(opts, total, &source);
                 let mut labels = Vec::with_capacity(total);
+                let mut paths = Vec::with_capacity(total);
                 for (label, (_, files)) in classes.iter().enumerate() {
                     for f in files {
-                        decoder.push(f)?;
+                        paths.push(f.as_path());
                         labels.push(label as u32);
                     }
                 }
+                decoder.push_all(&paths)?;
                 let (images, shape) = decoder.finish();
                 let class_names = classes.into_iter().map(|(name, _)| name).collect();
                 Ok(Dataset { images, shape, labels: Some(labels), class_names, source })
@@ -71,9 +73,7 @@ impl Format for Folder {
                     return Err(DataError::NotClassFolders { path: root, reason });
                 }
                 let mut decoder = Decoder::new(opts, files.len(), &source);
-                for f in &files {
-                    decoder.push(f)?;
-                }
+                decoder.push_all(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
                 let (images, shape) = decoder.finish();
                 Ok(Dataset { images, shape, labels: None, class_names: Vec::new(), source })
             }
@@ -214,6 +214,9 @@ fn scan(root: &Path) -> Result<Layout> {
 }
 
 /// Decodes images one by one into a single channel-first buffer, checking they agree.
+/// Files decoded in parallel at a time.
+const DECODE_CHUNK: usize = 512;
+
 struct Decoder {
     channels: Option<usize>,
     resize: Option<(usize, usize)>,
@@ -235,9 +238,21 @@ impl Decoder {
         }
     }
 
-    /// Decodes `path` and appends its pixels.
-    fn push(&mut self, path: &Path) -> Result<()> {
-        let img = decode(path)?;
+    /// Decodes `paths` on all cores, a chunk at a time (at most a chunk of decoded images is
+    /// held), and appends them in order; the first failing file in that order is the error.
+    fn push_all(&mut self, paths: &[&Path]) -> Result<()> {
+        use rayon::prelude::*;
+        for chunk in paths.chunks(DECODE_CHUNK) {
+            let decoded: Vec<Result<DynamicImage>> = chunk.par_iter().map(|p| decode(p)).collect();
+            for (path, img) in chunk.iter().zip(decoded) {
+                self.push(path, img?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the pixels of `img`, decoded from `path`.
+    fn push(&mut self, path: &Path, img: DynamicImage) -> Result<()> {
         // Colour is judged per image; whether that is allowed to vary is checked below.
         let channels = self.channels.unwrap_or(if img.color().has_color() { 3 } else { 1 });
         let (w, h) = (img.width(), img.height());
