@@ -8,6 +8,25 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use strata_train::run_dir::{JobRecord, Unfinished};
 use strata_train::{CheckpointPolicy, RunWriter, StopFlag, TrainError};
 
+/// Where a training command writes its run and how: shared by `pretrain`, `train` and `finetune`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    /// Run directory to create.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
+    /// Replace the run directory if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Print only phase summaries.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
 /// Checkpoint flags shared by `pretrain`, `finetune` and `train`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckpointArgs {

@@ -36,20 +36,8 @@ pub struct Args {
     pub head: String,
     #[command(flatten)]
     pub schedule: Schedule,
-    /// Run directory to create.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     #[command(flatten)]
-    pub checkpoints: crate::control::CheckpointArgs,
-    /// Replace the run directory if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Print only phase summaries.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub run: crate::control::RunArgs,
 }
 
 /// The labeled data of stage two, shared with `search` and `probe`.
@@ -180,14 +168,14 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         arch: a.arch,
         recipe: a.schedule.recipe(surgery, parse_hidden(&a.head)?),
         seed: a.schedule.seed,
-        out: a.out,
-        force: a.force,
-        device: a.device,
+        out: a.run.out,
+        force: a.run.force,
+        device: a.run.device,
         argv,
         kind: None,
-        control: a.checkpoints.control()?,
+        control: a.run.checkpoints.control()?,
     };
-    let res = pipeline::finetune(&req, &mut Progress::new(a.quiet))?;
+    let res = pipeline::finetune(&req, &mut Progress::new(a.run.quiet))?;
     println!("fine-tuned → {}", res.run.path.display());
     if let Some(e) = &res.test {
         println!("test accuracy {:.2}% ({} images)", 100.0 * e.accuracy, e.images);

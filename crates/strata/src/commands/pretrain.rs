@@ -3,7 +3,6 @@
 use crate::observer::Progress;
 use crate::pipeline::{self, PretrainRequest};
 use anyhow::Result;
-use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_nn::spec::REF_CAE;
 use strata_train::PretrainConfig;
@@ -19,9 +18,6 @@ pub struct Args {
     /// Pretraining method.
     #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(strata_train::method_names()))]
     pub method: String,
-    /// Run directory to create.
-    #[arg(long)]
-    pub out: PathBuf,
     /// Backbone blocks, e.g. `conv32-pool,conv64-pool,dense128` (REF-CAE).
     #[arg(long, default_value = REF_CAE)]
     pub arch: ArchSpec,
@@ -51,17 +47,8 @@ pub struct Args {
     /// Use a seeded sample of at most this many images.
     #[arg(long)]
     pub max_images: Option<usize>,
-    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     #[command(flatten)]
-    pub checkpoints: crate::control::CheckpointArgs,
-    /// Replace the run directory if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Print only phase summaries.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub run: crate::control::RunArgs,
 }
 
 /// Runs `strata pretrain`.
@@ -69,8 +56,8 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     let req = PretrainRequest {
         data: a.data,
         method: a.method,
-        out: a.out,
-        force: a.force,
+        out: a.run.out,
+        force: a.run.force,
         max_images: a.max_images,
         cfg: PretrainConfig {
             arch: a.arch,
@@ -82,11 +69,11 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             noise_kind: a.noise_kind,
             pairs_by_label: a.pairs_by_label,
         },
-        device: a.device,
+        device: a.run.device,
         argv,
-        control: a.checkpoints.control()?,
+        control: a.run.checkpoints.control()?,
     };
-    let run = pipeline::pretrain(&req, &mut Progress::new(a.quiet))?;
+    let run = pipeline::pretrain(&req, &mut Progress::new(a.run.quiet))?;
     println!("pretrained {} → {}", req.method, run.path.display());
     println!("{}", serde_json::to_string(&run.manifest.metrics)?);
     Ok(())

@@ -5,7 +5,6 @@ use crate::commands::finetune::parse_hidden;
 use crate::observer::Progress;
 use crate::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
 use anyhow::Result;
-use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_nn::spec::REF_CAE;
 use strata_train::manifest::RunKind;
@@ -46,20 +45,8 @@ pub struct Args {
     /// Seed of initialisation and data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Run directory to create.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
     #[command(flatten)]
-    pub checkpoints: crate::control::CheckpointArgs,
-    /// Replace the run directory if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Print only phase summaries.
-    #[arg(long, short)]
-    pub quiet: bool,
+    pub run: crate::control::RunArgs,
 }
 
 /// Runs `strata train`.
@@ -81,14 +68,14 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             ..Recipe::default()
         },
         seed: a.seed,
-        out: a.out,
-        force: a.force,
-        device: a.device,
+        out: a.run.out,
+        force: a.run.force,
+        device: a.run.device,
         argv,
         kind: Some(RunKind::Train),
-        control: a.checkpoints.control()?,
+        control: a.run.checkpoints.control()?,
     };
-    let res = pipeline::finetune(&req, &mut Progress::new(a.quiet))?;
+    let res = pipeline::finetune(&req, &mut Progress::new(a.run.quiet))?;
     println!(
         "trained → {} (reuse it with `strata finetune --from {}`)",
         res.run.path.display(),
