@@ -34,6 +34,7 @@ impl Observer for StopAt {
 
 fn control(every: Option<usize>, stop: &StopFlag, resume: bool) -> RunControl {
     RunControl {
+        resumable: true,
         policy: CheckpointPolicy { every_steps: every, keep_last: 2 },
         keep_checkpoints: false,
         stop: stop.clone(),
@@ -362,4 +363,32 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     assert_eq!(bytes(&run, "model.safetensors"), bytes(&whole, "model.safetensors"));
     assert_eq!(figures(&run), figures(&whole));
     assert!(common::partials(tmp.path()).is_empty());
+}
+
+/// A real Ctrl-C (SIGINT) to a running `strata pretrain`: it finishes its step, writes a
+/// checkpoint, says how to resume and exits with 130; `--resume` then completes the run.
+#[test]
+fn ctrl_c_checkpoints_and_exits_130() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tiny_mnist(&tmp.path().join("d"), 256, 10);
+    let run = tmp.path().join("run");
+    let child = common::strata()
+        .args(["pretrain", "--data", d.to_str().unwrap(), "--epochs", "12", "--batch", "32"])
+        .args(["--checkpoint-every", "1000", "--out", run.to_str().unwrap(), "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending a signal to our own child process
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("Continue with: strata pretrain --resume"), "{stderr}");
+    assert!(!run.exists());
+    let status: serde_json::Value = serde_json::from_str(&ok(&["inspect", run.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(status["status"], "resumable", "{status}");
+    ok(&["pretrain", "--resume", run.to_str().unwrap(), "-q"]);
+    assert_eq!(common::manifest(&run)["metrics"]["steps"], 12 * 8);
 }

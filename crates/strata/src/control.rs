@@ -58,6 +58,7 @@ impl CheckpointArgs {
             bail!("invalid setting `--checkpoint-keep` = 0: keep at least 1 checkpoint, or resuming is impossible");
         }
         Ok(RunControl {
+            resumable: true,
             policy: CheckpointPolicy { every_steps: self.checkpoint_every, keep_last: self.checkpoint_keep },
             keep_checkpoints: self.keep_checkpoints,
             stop: stop_flag(),
@@ -66,9 +67,13 @@ impl CheckpointArgs {
     }
 }
 
-/// How a run is checkpointed, stopped and resumed.
+/// How a run is checkpointed, stopped and resumed. The default (library calls, `demo`, the
+/// examples) writes no checkpoints: only a command that can be given `--resume` makes
+/// resumable runs.
 #[derive(Debug, Clone, Default)]
 pub struct RunControl {
+    /// write checkpoints and the job file, so that `--resume` can continue the run
+    pub resumable: bool,
     /// when checkpoints are written and how many are kept
     pub policy: CheckpointPolicy,
     /// keep them after the run completes
@@ -82,6 +87,9 @@ pub struct RunControl {
 impl RunControl {
     /// The run writer: a new resumable run, or the interrupted one reopened.
     pub fn writer(&self, command: &str, out: &Path, force: bool, argv: &[String]) -> Result<RunWriter> {
+        if !self.resumable {
+            return Ok(RunWriter::create(out, force)?.with_checkpoints(None, false, self.stop.clone()));
+        }
         let writer = if self.resume {
             RunWriter::resume(out)?.0
         } else {

@@ -43,7 +43,10 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    strata::control::install_interrupt_handler();
+    // only the commands that checkpoint stop gracefully; the others keep Ctrl-C's default
+    if matches!(argv.get(1).map(String::as_str), Some("pretrain" | "train" | "finetune")) {
+        strata::control::install_interrupt_handler();
+    }
     match strata::cli::run(cli, argv) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<strata::control::Stopped>().is_some() => {

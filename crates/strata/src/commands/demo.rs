@@ -67,7 +67,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         },
         device: a.device.clone(),
         argv: argv.clone(),
-        control: crate::control::RunControl { stop: crate::control::stop_flag(), ..Default::default() },
+        control: Default::default(),
     };
     let pre_run = pipeline::pretrain(&pre, &mut Progress::new(quiet))?;
     let pretrain_s = t0.elapsed().as_secs_f64();
@@ -86,7 +86,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         device: a.device.clone(),
         argv: argv.clone(),
         kind: None,
-        control: crate::control::RunControl { stop: crate::control::stop_flag(), ..Default::default() },
+        control: Default::default(),
     };
     let t1 = Instant::now();
     let ft = pipeline::finetune(&base, &mut Progress::new(quiet))?;
