@@ -28,6 +28,39 @@ const BEST: &str = "best.json";
 /// Named binary parts of a checkpoint (`model.bpk`, `optim.bpk`, pictures made so far).
 pub type Parts = BTreeMap<String, Vec<u8>>;
 
+/// Part name of the model's weights (with their parameter ids).
+pub const MODEL_PART: &str = "model.bpk";
+/// Part name of the optimiser state, for loops with a single optimiser.
+pub const OPTIM_PART: &str = "optim.bpk";
+
+/// Refuses to checkpoint weights holding NaN or infinity (`tensor`: the first such one): the
+/// last good checkpoint stays the newest.
+pub fn refuse_nonfinite(tensor: Option<String>, phase: &str, step: usize) -> Result<()> {
+    match tensor {
+        Some(t) => Err(TrainError::Diverged {
+            phase: phase.into(),
+            step,
+            what: format!("tensor {t} holds NaN or infinite values"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Adds to a divergence error the first non-finite tensor of the model (`tensor`), or says the
+/// weights are still finite; other errors pass through.
+pub fn name_nonfinite(e: TrainError, tensor: Option<String>) -> TrainError {
+    match e {
+        TrainError::Diverged { phase, step, what } => {
+            let tensor = match tensor {
+                Some(t) => format!("; first non-finite tensor: {t}"),
+                None => "; the weights are still finite (the loss itself overflowed)".into(),
+            };
+            TrainError::Diverged { phase, step, what: format!("{what}{tensor}") }
+        }
+        other => other,
+    }
+}
+
 /// One checkpoint in memory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -356,6 +389,19 @@ mod tests {
             metric: Some(metric),
             metrics_len: 7,
         }
+    }
+
+    #[test]
+    fn divergence_errors_name_the_tensor() {
+        let e = refuse_nonfinite(Some("backbone.1.conv.weight".into()), "ae", 7).unwrap_err().to_string();
+        assert!(e.contains("step 7") && e.contains("backbone.1.conv.weight") && e.contains("--lr"), "{e}");
+        assert!(refuse_nonfinite(None, "ae", 7).is_ok());
+        let loss = || TrainError::Diverged { phase: "ae".into(), step: 3, what: "the loss became NaN".into() };
+        let named = name_nonfinite(loss(), Some("head.0.linear.bias".into())).to_string();
+        assert!(named.contains("NaN; first non-finite tensor: head.0.linear.bias"), "{named}");
+        assert!(name_nonfinite(loss(), None).to_string().contains("weights are still finite"));
+        let other = name_nonfinite(TrainError::config("--lr", 1, "fix"), Some("x".into())).to_string();
+        assert!(!other.contains("non-finite"), "{other}");
     }
 
     #[test]

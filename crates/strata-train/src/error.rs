@@ -36,8 +36,8 @@ pub enum TrainError {
     )]
     Diverged { phase: String, step: usize, what: String },
     /// The user asked the run to stop; a checkpoint was written first.
-    #[error("stopped at step {step} as asked; {saved}")]
-    Interrupted { step: usize, saved: String },
+    #[error("stopped at step {step} as asked; a checkpoint was written")]
+    Interrupted { step: usize },
 }
 
 /// Result with [`TrainError`].

@@ -3,7 +3,10 @@
 //! (all at once or one more at a time, each block lower down at a further reduced rate).
 
 use crate::batch::Batcher;
-use crate::checkpoint::{Checkpoint, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part};
+use crate::checkpoint::{
+    Checkpoint, MODEL_PART, OPTIM_PART, Parts, load_module, load_optimizer, module_bytes, name_nonfinite,
+    optimizer_bytes, part, refuse_nonfinite,
+};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
@@ -354,13 +357,7 @@ fn checkpoint(
     optim: &ModuleOptimizer,
     rec: &mut dyn Recorder,
 ) -> Result<()> {
-    if let Some(tensor) = weights::first_nonfinite(model) {
-        return Err(TrainError::Diverged {
-            phase: name.into(),
-            step: st.step,
-            what: format!("tensor {tensor} holds NaN or infinite values"),
-        });
-    }
+    refuse_nonfinite(weights::first_nonfinite(model), name, st.step)?;
     let mut parts = Parts::new();
     parts.insert(MODEL_PART.into(), module_bytes(model)?);
     parts.insert(OPTIM_PART.into(), optimizer_bytes(optim)?);
@@ -369,9 +366,6 @@ fn checkpoint(
     let metric = st.last_loss.map(f64::from).filter(|m| m.is_finite());
     rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
 }
-
-const MODEL_PART: &str = "model.bpk";
-const OPTIM_PART: &str = "optim.bpk";
 
 /// Trains a classifier on rows `rows` of `train`; labeled `eval` data is scored after each phase.
 /// Checkpoints go to `rec` as its policy says (by default every `max(epoch, 100)` steps and at
@@ -453,16 +447,8 @@ pub fn finetune(
                 model.forward(batcher.inputs(&idx, &ad))
             };
             let loss = cross_entropy(logits, y);
-            let value = match checked_loss(&loss, name, st.step) {
-                Err(TrainError::Diverged { phase, step, what }) => {
-                    let tensor = match weights::first_nonfinite(&model) {
-                        Some(t) => format!("; first non-finite tensor: {t}"),
-                        None => "; the weights are still finite (the loss itself overflowed)".into(),
-                    };
-                    return Err(TrainError::Diverged { phase, step, what: format!("{what}{tensor}") });
-                }
-                other => other?,
-            };
+            let value =
+                checked_loss(&loss, name, st.step).map_err(|e| name_nonfinite(e, weights::first_nonfinite(&model)))?;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr_policy.step(), model, grads);
             st.step += 1;
@@ -488,7 +474,7 @@ pub fn finetune(
                 let saved = LoopState { phase_seconds: elapsed(&st), ..st.clone() };
                 checkpoint(&saved, name, &model, &optim, rec)?;
                 if stop {
-                    return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+                    return Err(TrainError::Interrupted { step: st.step });
                 }
             }
         }
@@ -522,7 +508,7 @@ pub fn finetune(
         if (policy.is_some() || stop) && st.phase < phases.len() {
             checkpoint(&st, &phases[st.phase].name, &model, &optim, rec)?;
             if stop {
-                return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+                return Err(TrainError::Interrupted { step: st.step });
             }
         }
     }

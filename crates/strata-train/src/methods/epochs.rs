@@ -3,7 +3,11 @@
 //! per epoch with the mean of each figure the method reports.
 
 use super::PretrainConfig;
-use crate::checkpoint::{Checkpoint, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part};
+pub(crate) use crate::checkpoint::OPTIM_PART;
+use crate::checkpoint::{
+    Checkpoint, MODEL_PART, Parts, load_module, load_optimizer, module_bytes, name_nonfinite, optimizer_bytes, part,
+    refuse_nonfinite,
+};
 use crate::error::{Result, TrainError};
 use crate::progress::{Event, Observer};
 use crate::recorder::Recorder;
@@ -90,13 +94,7 @@ struct LoopState {
 
 /// Writes a checkpoint of `objective` at `state`, after checking that its weights are finite.
 fn checkpoint(phase: &str, state: &LoopState, objective: &dyn Objective, rec: &mut dyn Recorder) -> Result<()> {
-    if let Some(tensor) = objective.first_nonfinite() {
-        return Err(TrainError::Diverged {
-            phase: phase.into(),
-            step: state.step,
-            what: format!("tensor {tensor} holds NaN or infinite values"),
-        });
-    }
+    refuse_nonfinite(objective.first_nonfinite(), phase, state.step)?;
     let metric = state.last.get("loss").copied();
     let json =
         serde_json::to_value(state).map_err(|e| TrainError::BadRun { path: phase.into(), reason: e.to_string() })?;
@@ -162,14 +160,8 @@ pub(crate) fn run_epochs(
                 idx.extend(more.into_iter().take(room));
             }
             let figures = match objective.step(&idx, st.step) {
-                Err(TrainError::Diverged { phase, step, what }) => {
-                    let tensor = match objective.first_nonfinite() {
-                        Some(t) => format!("; first non-finite tensor: {t}"),
-                        None => "; the weights are still finite (the loss itself overflowed)".into(),
-                    };
-                    return Err(TrainError::Diverged { phase, step, what: format!("{what}{tensor}") });
-                }
-                other => other?,
+                Err(e) => return Err(name_nonfinite(e, objective.first_nonfinite())),
+                Ok(f) => f,
             };
             st.step += 1;
             st.in_epoch += 1;
@@ -182,12 +174,13 @@ pub(crate) fn run_epochs(
             observer.event(Event::Step { phase: phase.into(), step: st.step, loss });
             let due = policy.and_then(|p| p.every_steps).is_some_and(|n| st.step.is_multiple_of(n.max(1)));
             let stop = rec.stop_requested();
+            // the epoch's last step is checkpointed (and stopped) after its log line, below
             if (due || stop) && st.in_epoch < steps_per_epoch {
                 st.seconds = started.elapsed().as_secs_f64();
                 checkpoint(phase, &st, objective, rec)?;
-            }
-            if stop && st.in_epoch < steps_per_epoch {
-                return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+                if stop {
+                    return Err(TrainError::Interrupted { step: st.step });
+                }
             }
         }
         let secs = t0.elapsed().as_secs_f64();
@@ -218,7 +211,7 @@ pub(crate) fn run_epochs(
             checkpoint(phase, &st, objective, rec)?;
         }
         if stop && st.epoch < cfg.epochs {
-            return Err(TrainError::Interrupted { step: st.step, saved: "a checkpoint was written".into() });
+            return Err(TrainError::Interrupted { step: st.step });
         }
     }
     let summary = st.last.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>().join(", ");
@@ -273,8 +266,3 @@ macro_rules! one_model_checkpoint {
     };
 }
 pub(crate) use one_model_checkpoint;
-
-/// Name of the model part in a checkpoint.
-pub(crate) const MODEL_PART: &str = "model.bpk";
-/// Name of the (single) optimiser part in a checkpoint.
-pub(crate) const OPTIM_PART: &str = "optim.bpk";
