@@ -14,12 +14,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest, Recipe};
+use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_nn::ArchSpec;
-use strata_train::PretrainConfig;
-use strata_train::Surgery;
-use strata_train::methods::NoiseKind;
 use strata_train::progress::Silent;
+use strata_train::{FinetuneConfig, PretrainConfig};
 use strata_viz::{Plot, Series};
 
 #[derive(Debug, Deserialize)]
@@ -31,31 +29,18 @@ struct Config {
     methods: Vec<Method>,
     labels_per_class: Vec<usize>,
     seeds: Vec<u64>,
-    schedule: Schedule,
+    /// the stage-two settings every fine-tuned and scratch run shares (`strata finetune`'s
+    /// flags as snake_case keys; unnamed ones keep its defaults)
+    #[serde(default)]
+    finetune: FinetuneConfig,
 }
 
+/// A pretraining method and its settings (`strata pretrain`'s flags as snake_case keys).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Method {
     name: String,
-    epochs: usize,
-    noise: f32,
-    #[serde(default)]
-    noise_kind: NoiseKind,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Schedule {
-    frozen_steps: usize,
-    unfreeze_steps: usize,
-    unfreeze_top: usize,
-    lr_mult: f64,
-    lr: f64,
-    batch: usize,
-    augment_shift: usize,
-    reuse: usize,
-    head: Vec<usize>,
+    #[serde(flatten)]
+    settings: PretrainConfig,
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -82,7 +67,7 @@ fn main() -> Result<()> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
     let t0 = std::time::Instant::now();
-    let s = &cfg.schedule;
+    let s = &cfg.finetune;
     let mut csv = String::from("method,labels,seed,frozen,finetuned,scratch,finetune_s,scratch_s\n");
     // the scratch baseline does not depend on the method: train it once per (labels, seed)
     let mut scratch: BTreeMap<(usize, u64), (f64, f64)> = BTreeMap::new();
@@ -102,19 +87,7 @@ fn main() -> Result<()> {
                     classes: None,
                     labels: LabelSubset::PerClass(n),
                     arch: ArchSpec::reference(),
-                    recipe: Recipe {
-                        surgery: Surgery { reuse: Some(s.reuse), ..Default::default() },
-                        head_hidden: s.head.clone(),
-                        batch: s.batch,
-                        lr: s.lr,
-                        frozen_steps: s.frozen_steps,
-                        unfreeze_steps: s.unfreeze_steps,
-                        unfreeze_top: s.unfreeze_top,
-                        lr_mult: s.lr_mult,
-                        augment_shift: s.augment_shift,
-                        ..Recipe::default()
-                    },
-                    seed,
+                    cfg: FinetuneConfig { seed, ..s.clone() },
                     out: cfg.out.join(format!("ft-{}-{n}-s{seed}", method.name)),
                     force: true,
                     device: "cpu".into(),
@@ -152,8 +125,9 @@ fn main() -> Result<()> {
             cells.push(Cell { frozen: mean_std(&fr), finetuned: mean_std(&ft) });
         }
         let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
-        let plural = if method.epochs == 1 { "" } else { "s" };
-        table.push((format!("{} ({} epoch{plural})", method.name, method.epochs), secs, cells));
+        let epochs = method.settings.epochs;
+        let plural = if epochs == 1 { "" } else { "s" };
+        table.push((format!("{} ({epochs} epoch{plural})", method.name), secs, cells));
     }
     let scratch_cells: Vec<(f64, f64)> = cfg
         .labels_per_class
@@ -165,8 +139,10 @@ fn main() -> Result<()> {
 
     let mut md = format!(
         "MNIST test set (10 000 images), REF-CAE backbone pretrained on the {} unlabeled training images; \
-         reuse {} blocks, {} frozen + {} unfrozen steps (top {} block(s) at lr x {}); seeds {:?}; mean ± std test accuracy\n\n",
-        pool, s.reuse, s.frozen_steps, s.unfreeze_steps, s.unfreeze_top, s.lr_mult, cfg.seeds
+         stage two `{}`; seeds {:?}; mean ± std test accuracy\n\n",
+        pool,
+        FinetuneConfig { seed: 0, ..s.clone() }.to_flags(&FinetuneConfig::default()),
+        cfg.seeds
     );
     md.push_str("| method | pretraining |");
     for &n in &cfg.labels_per_class {
@@ -218,16 +194,19 @@ fn fingerprint(spec: &str) -> Result<String> {
     Ok(strata::context::load_data(spec, "data", false, strata_data::Split::Train)?.unlabeled().fingerprint())
 }
 
+/// The pretraining settings of `method` under the study's seed.
+fn settings(cfg: &Config, method: &Method) -> PretrainConfig {
+    PretrainConfig { seed: cfg.pretrain_seed, ..method.settings.clone() }
+}
+
 /// The pretrained run of `method`: reused when its manifest matches the config, else trained.
 fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<strata_train::RunDir> {
     let out = cfg.out.join(format!("pretrain-{}", method.name));
     if out.exists() && !force {
         let run = strata_train::RunDir::open(&out)?;
-        let train = &run.manifest.config["train"];
+        let recorded = serde_json::from_value::<PretrainConfig>(run.manifest.config["train"].clone()).ok();
         let same = run.manifest.method.as_deref() == Some(method.name.as_str())
-            && train["epochs"].as_u64() == Some(method.epochs as u64)
-            && train["seed"].as_u64() == Some(cfg.pretrain_seed)
-            && (train["noise"].as_f64().unwrap_or(f64::NAN) - f64::from(method.noise)).abs() < 1e-6
+            && recorded.as_ref() == Some(&settings(cfg, method))
             && run.manifest.data.fingerprint == fingerprint(&format!("{}:train", cfg.data))?;
         if !same {
             anyhow::bail!(
@@ -247,16 +226,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
             out,
             force,
             max_images: None,
-            cfg: PretrainConfig {
-                arch: ArchSpec::reference(),
-                epochs: method.epochs,
-                batch: 64,
-                lr: 1e-3,
-                seed: cfg.pretrain_seed,
-                noise: method.noise,
-                noise_kind: method.noise_kind,
-                ..PretrainConfig::default()
-            },
+            cfg: settings(cfg, method),
             device: "cpu".into(),
             argv: args.to_vec(),
             control: Default::default(),

@@ -10,8 +10,9 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
+use strata::pipeline::{self, FinetuneRequest, LabelSubset};
 use strata_nn::ArchSpec;
+use strata_train::FinetuneConfig;
 use strata_train::manifest::RunKind;
 use strata_train::progress::Silent;
 
@@ -24,28 +25,13 @@ struct Config {
     task_b: String,
     labels_per_class_b: usize,
     seeds: Vec<u64>,
-    a: TaskA,
-    b: TaskB,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TaskA {
-    steps: usize,
-    lr: f64,
-    batch: usize,
-    seed: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TaskB {
-    frozen_steps: usize,
-    unfreeze_steps: usize,
-    unfreeze_top: usize,
-    lr_mult: f64,
-    lr: f64,
-    batch: usize,
+    /// task A, plain training: `strata finetune` settings as snake_case keys, one phase of
+    /// `frozen_steps` (nothing is reused, so nothing is frozen)
+    a: FinetuneConfig,
+    /// task B, fine-tuned and from scratch: the same settings' keys; unnamed ones keep
+    /// `strata finetune`'s defaults
+    #[serde(default)]
+    b: FinetuneConfig,
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
@@ -63,8 +49,7 @@ fn request(cfg: &Config, argv: &[String]) -> FinetuneRequest {
         classes: None,
         labels: LabelSubset::All,
         arch: ArchSpec::reference(),
-        recipe: Recipe::default(),
-        seed: 0,
+        cfg: FinetuneConfig::default(),
         out: cfg.out.clone(),
         force: true,
         device: "cpu".into(),
@@ -80,10 +65,8 @@ fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f
     if out.exists() && !force {
         let run = strata_train::RunDir::open(&out)?;
         let c = &run.manifest.config;
-        let same = c["classes"].as_str() == Some(cfg.task_a.as_str())
-            && c["finetune"]["frozen_steps"].as_u64() == Some(cfg.a.steps as u64)
-            && c["finetune"]["seed"].as_u64() == Some(cfg.a.seed)
-            && c["finetune"]["batch"].as_u64() == Some(cfg.a.batch as u64);
+        let recorded = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok();
+        let same = c["classes"].as_str() == Some(cfg.task_a.as_str()) && recorded.as_ref() == Some(&cfg.a);
         if !same {
             anyhow::bail!("{} was made with other settings; pass --force to retrain task A", out.display());
         }
@@ -93,14 +76,7 @@ fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f
     }
     let req = FinetuneRequest {
         classes: Some(cfg.task_a.clone()),
-        recipe: Recipe {
-            frozen_steps: cfg.a.steps,
-            unfreeze_steps: 0,
-            lr: cfg.a.lr,
-            batch: cfg.a.batch,
-            ..Recipe::default()
-        },
-        seed: cfg.a.seed,
+        cfg: cfg.a.clone(),
         out: out.clone(),
         kind: Some(RunKind::Train),
         ..request(cfg, argv)
@@ -128,16 +104,7 @@ fn main() -> Result<()> {
             from: Some(a_run.clone()),
             classes: Some(cfg.task_b.clone()),
             labels: LabelSubset::PerClass(cfg.labels_per_class_b),
-            recipe: Recipe {
-                frozen_steps: b.frozen_steps,
-                unfreeze_steps: b.unfreeze_steps,
-                unfreeze_top: b.unfreeze_top,
-                lr_mult: b.lr_mult,
-                lr: b.lr,
-                batch: b.batch,
-                ..Recipe::default()
-            },
-            seed,
+            cfg: FinetuneConfig { seed, ..b.clone() },
             out: cfg.out.join(format!("b-transfer-s{seed}")),
             ..request(&cfg, &argv)
         };
@@ -165,7 +132,7 @@ fn main() -> Result<()> {
          Task B: classes {}, {} labeled images per class, tested on all their t10k images; seeds {:?}.\n\n\
          | task B classifier | test accuracy | error-rate reduction vs scratch |\n|---|---:|---:|\n",
         cfg.task_a,
-        cfg.a.steps,
+        cfg.a.steps(),
         100.0 * a_acc,
         cfg.task_b,
         cfg.labels_per_class_b,

@@ -150,7 +150,7 @@ impl Dataset {
             h.update((name.len() as u64).to_le_bytes());
             h.update(name.as_bytes());
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(h.finalize())
     }
 
     /// Images per class, indexed by label (all zero for unlabeled data).

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::spec::Split;
+use crate::split::Split;
 
 /// Shorthand for results whose error is [`DataError`].
 pub type Result<T> = std::result::Result<T, DataError>;

@@ -16,6 +16,45 @@ pub struct HeadSpec {
     pub classes: usize,
 }
 
+/// The hidden dense layers a user asks for in front of the output layer (`256,128`; empty
+/// for none); the class count comes from the data. Serialised as that text.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HiddenLayers(pub Vec<usize>);
+
+impl HiddenLayers {
+    /// No hidden layer: the output layer alone.
+    pub const NONE: Self = Self(Vec::new());
+}
+
+impl std::str::FromStr for HiddenLayers {
+    type Err = NnError;
+    fn from_str(s: &str) -> Result<Self> {
+        // the class count is only known with the data; 2 lets the widths be checked now
+        Ok(Self(HeadSpec::parse(s, 2)?.hidden))
+    }
+}
+
+impl std::fmt::Display for HiddenLayers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let widths: Vec<String> = self.0.iter().map(usize::to_string).collect();
+        f.write_str(&widths.join(","))
+    }
+}
+
+impl TryFrom<String> for HiddenLayers {
+    type Error = NnError;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<HiddenLayers> for String {
+    fn from(h: HiddenLayers) -> String {
+        h.to_string()
+    }
+}
+
 impl HeadSpec {
     /// Parses a comma-separated list of hidden widths (`""` for none).
     pub fn parse(hidden: &str, classes: usize) -> Result<Self> {

@@ -13,7 +13,7 @@ pub mod weights;
 
 pub use autoencoder::Autoencoder;
 pub use block::{Backbone, Block, Features};
-pub use classifier::{Classifier, HeadSpec};
+pub use classifier::{Classifier, HeadSpec, HiddenLayers};
 pub use decoder::Decoder;
 pub use error::{NnError, Result};
 pub use init::{seeded, try_seeded};

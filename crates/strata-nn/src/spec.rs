@@ -183,8 +183,10 @@ impl fmt::Display for FeatureShape {
     }
 }
 
-/// A backbone architecture: the ordered blocks.
+/// A backbone architecture: the ordered blocks. Serialised as its spec text
+/// (`conv32-pool,conv64-pool,dense128`), the form users type in flags and config files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ArchSpec {
     /// blocks, lowest first
     pub blocks: Vec<BlockSpec>,
@@ -288,6 +290,19 @@ impl std::str::FromStr for ArchSpec {
     type Err = NnError;
     fn from_str(s: &str) -> Result<Self> {
         Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for ArchSpec {
+    type Error = NnError;
+    fn try_from(s: String) -> Result<Self> {
+        Self::parse(&s)
+    }
+}
+
+impl From<ArchSpec> for String {
+    fn from(a: ArchSpec) -> String {
+        a.to_string()
     }
 }
 

@@ -6,7 +6,7 @@
 //! every epoch's order from `epoch_order(seed, epoch)`, pure functions of the position.
 
 use crate::error::{Result, TrainError};
-use crate::run_dir::sha256_hex;
+use crate::files::{sha256_hex, write_atomic};
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::optim::record::OptimizerRecord;
@@ -224,7 +224,7 @@ impl CheckpointStore {
         };
         if better {
             let json = serde_json::json!({ "step": ck.step, "metric": metric, "dir": dir_name(ck.step) });
-            crate::run_dir::write_atomic(&self.dir.join(BEST), json.to_string().as_bytes())?;
+            write_atomic(&self.dir.join(BEST), json.to_string().as_bytes())?;
         }
         Ok(())
     }

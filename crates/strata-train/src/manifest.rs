@@ -1,6 +1,5 @@
 //! The manifest: everything needed to understand and reproduce a run.
 
-use crate::finetune::PhaseRecord;
 use serde::{Deserialize, Serialize};
 use strata_data::Normalization;
 use strata_nn::{HeadSpec, InputShape};
@@ -66,6 +65,30 @@ pub struct BlockRecord {
     pub parent_index: Option<usize>,
     /// phases in which the block was frozen
     pub frozen_in: Vec<String>,
+}
+
+/// What happened in one phase (recorded in the manifest).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    /// `frozen`, `unfrozen` (`unfrozen-N` when unfreezing gradually) or `scratch`
+    pub name: String,
+    /// optimiser steps taken
+    pub steps: usize,
+    /// indices of backbone blocks that were trainable
+    pub trainable_blocks: Vec<usize>,
+    /// learning rate of the topmost trainable reused block (None: all reused blocks frozen)
+    pub backbone_lr: Option<f64>,
+    /// learning rate of each backbone block (None: frozen)
+    #[serde(default)]
+    pub block_lr: Vec<Option<f64>>,
+    /// learning rate of the head
+    pub head_lr: f64,
+    /// mean loss over the phase's last logging window
+    pub final_loss: f32,
+    /// accuracy on the evaluation set at the end of the phase, when one was given
+    pub eval_accuracy: Option<f64>,
+    /// wall-clock seconds
+    pub seconds: f64,
 }
 
 /// The weights file and its checksum.

@@ -35,20 +35,28 @@ impl std::str::FromStr for ProbeMethod {
     }
 }
 
-/// Settings of the probes.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+/// Settings of the probes, declared once for `strata probe` and library callers.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
 pub struct ProbeConfig {
-    /// neighbours that vote (kNN)
+    /// Neighbours that vote (knn).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().k))]
     pub k: usize,
-    /// temperature of the vote weights exp(similarity / t) (kNN; as in DINO and solo-learn)
+    /// Temperature of the neighbours' vote weights exp(similarity / t) (knn; as in DINO and solo-learn).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().temperature))]
     pub temperature: f32,
-    /// optimiser steps (linear)
+    /// Adam steps of the linear probe.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().steps))]
     pub steps: usize,
-    /// Adam learning rate (linear)
+    /// Learning rate of the linear probe.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().lr, allow_negative_numbers = true))]
     pub lr: f64,
-    /// features per step (linear)
+    /// Features per step of the linear probe.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().batch))]
     pub batch: usize,
-    /// seed of the linear layer and the data order
+    /// Seed of the label subset, the linear layer and the data order.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().seed))]
     pub seed: u64,
 }
 

@@ -4,10 +4,10 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointInfo, CheckpointPolicy, CheckpointStore};
 use crate::error::{Result, TrainError};
+use crate::files::{sha256_hex, write_atomic};
 use crate::manifest::{Manifest, SCHEMA_VERSION, WeightsRecord};
 use crate::recorder::{Recorder, StopFlag};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,28 +17,6 @@ use strata_nn::WeightsFile;
 pub const MANIFEST: &str = "manifest.json";
 /// One JSON object per logged epoch or interval.
 pub const METRICS: &str = "metrics.jsonl";
-
-/// Hex sha256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes `bytes` to `path` atomically: temp file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(TrainError::io(path, e));
-    }
-    Ok(())
-}
 
 /// Hidden files of a run in progress.
 const LOCK: &str = ".lock";

@@ -11,8 +11,8 @@ use strata_nn::interop::{
     Layout, MapRule, MatchReport, from_file, read_pytorch, read_safetensors, to_pytorch, write_safetensors,
 };
 use strata_nn::{ArchSpec, Backbone, Classifier, FeatureShape, HeadSpec, InputShape, seeded, try_seeded, weights};
+use strata_train::files::{sha256_hex, write_atomic};
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
-use strata_train::run_dir::{sha256_hex, write_atomic};
 use strata_train::{RunDir, RunWriter};
 
 /// Everything `strata import` needs.

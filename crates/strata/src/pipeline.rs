@@ -2,16 +2,16 @@
 
 use crate::context::{self, input_of, load_data, now_unix};
 use crate::control::{self, RunControl};
-pub use crate::stage2::{LabelSubset, Recipe};
+pub use crate::stage2::LabelSubset;
 use crate::stage2::{RunInfo, Stage2, write_classifier};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_data::{Normalization, Split};
 use strata_nn::ArchSpec;
+use strata_train::PhaseRecord;
 use strata_train::evaluate::Evaluation;
-use strata_train::finetune::PhaseRecord;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
-use strata_train::{Observer, PretrainConfig, RunDir, method_by_name};
+use strata_train::{FinetuneConfig, Observer, PretrainConfig, RunDir, method_by_name};
 
 /// Everything `strata pretrain` needs.
 #[derive(Debug, Clone)]
@@ -57,9 +57,9 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     // an existing run is found before the data is read; the run directory itself is only
     // staged once the data and settings have passed their checks
     refuse_existing(&req.out, req.force, &req.control)?;
-    let data = load_data(&req.data, "--data", req.cfg.pairs_by_label, Split::Train)?;
+    let data = load_data(&req.data, "--data", req.cfg.siamese.pairs_by_label, Split::Train)?;
     // labels are only read as identities by a siamese run that asks for it
-    let mut data = if req.cfg.pairs_by_label { data } else { data.unlabeled() };
+    let mut data = if req.cfg.siamese.pairs_by_label { data } else { data.unlabeled() };
     if let Some(n) = req.max_images.filter(|&n| n < data.len()) {
         let order = strata_data::epoch_order(data.len(), req.cfg.seed, u64::MAX);
         let mut keep: Vec<usize> = order.into_iter().take(n).collect();
@@ -165,10 +165,8 @@ pub struct FinetuneRequest {
     pub labels: LabelSubset,
     /// backbone of a scratch run (the parent's backbone otherwise)
     pub arch: ArchSpec,
-    /// surgery, head and schedule
-    pub recipe: Recipe,
-    /// seed of the label subset, head init, data order
-    pub seed: u64,
+    /// the stage-two settings (surgery, head, schedule, seed)
+    pub cfg: FinetuneConfig,
     /// run directory to create
     pub out: PathBuf,
     /// replace an existing run directory
@@ -195,9 +193,8 @@ pub struct FinetuneResult {
 
 /// Stage two (or the scratch baseline when `from` is None).
 pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<FinetuneResult> {
-    let r = &req.recipe;
-    strata_train::step::validate_optim(r.batch, r.lr)?;
-    r.optim.validate()?;
+    let cfg = &req.cfg;
+    cfg.validate()?;
     let command = if req.kind == Some(RunKind::Train) { "train" } else { "finetune" };
     refuse_existing(&req.out, req.force, &req.control)?;
     let stage = Stage2::load(
@@ -206,14 +203,13 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         req.test.as_deref(),
         req.classes.as_deref(),
         req.labels,
-        req.seed,
+        cfg.seed,
         &req.device,
     )?;
-    let plan = stage.plan(&r.surgery, &req.arch)?;
-    let cfg = r.config(plan, stage.head(r)?, req.seed);
+    let model = stage.resolve(cfg, &req.arch, false)?;
     let mut writer = req.control.writer(command, &req.out, req.force, &req.argv)?;
     let started = std::time::Instant::now();
-    let outcome = match stage.train(&cfg, &stage.rows, stage.test.as_ref(), observer, &mut writer) {
+    let outcome = match stage.train(cfg, &model, &stage.rows, stage.test.as_ref(), observer, &mut writer) {
         Ok(o) => o,
         Err(e) => return Err(control::explain(e, &writer, command)),
     };
@@ -233,7 +229,7 @@ pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<Fi
         search: None,
         kind: req.kind,
     };
-    let manifest = stage.manifest(&cfg, &outcome, info);
+    let manifest = stage.manifest(cfg, &model, &outcome, info);
     let run = write_classifier(writer, manifest, &outcome, test.as_ref())?;
     Ok(FinetuneResult { run, test, phases: outcome.phases })
 }

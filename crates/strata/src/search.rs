@@ -1,18 +1,18 @@
 //! `strata search`: walks the source notes' reuse strategy for the user. Each trial is one
-//! recipe trained with the same seed on the same labels minus a stratified validation split;
+//! configuration trained with the same seed on the same labels minus a stratified validation split;
 //! the best validation accuracy wins and is written as a normal run directory.
 
-use crate::stage2::{LabelSubset, Recipe, RunInfo, Stage2, write_classifier};
+use crate::stage2::{LabelSubset, Resolved, RunInfo, Stage2, write_classifier};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use strata_data::stratified_split;
-use strata_nn::{ArchSpec, BlockSpec};
+use strata_nn::ArchSpec;
 use strata_train::finetune::FinetuneOutcome;
 use strata_train::progress::Silent;
-use strata_train::{BackbonePlan, FinetuneConfig, RunDir, RunWriter, evaluate};
+use strata_train::{FinetuneConfig, RunDir, RunWriter, evaluate};
 
 /// Everything `strata search` needs.
 #[derive(Debug, Clone)]
@@ -29,12 +29,11 @@ pub struct SearchRequest {
     pub labels: LabelSubset,
     /// share of them held out to choose the winner
     pub val_fraction: f64,
-    /// the schedule every trial shares (the trials vary surgery and unfreezing)
-    pub base: Recipe,
+    /// the settings every trial starts from (the trials vary surgery and unfreezing); its
+    /// seed draws the label subset, the split, inits and data order, the same for every trial
+    pub base: FinetuneConfig,
     /// hidden blocks of the "add hidden" trial
-    pub add_hidden: Vec<BlockSpec>,
-    /// seed of the label subset, split, inits and data order: the same for every trial
-    pub seed: u64,
+    pub add_hidden: Option<ArchSpec>,
     /// stop starting trials once this much time is spent
     pub budget: Option<Duration>,
     /// where the winner goes
@@ -50,65 +49,70 @@ pub struct SearchRequest {
 /// One configuration the search tries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
-    /// the `strata finetune` flags that reproduce it (`scratch` for the baseline)
+    /// the `strata finetune` flags that turn the search's settings into this trial's
+    /// (`--from scratch` for the baseline, `base settings` when nothing changes)
     pub name: String,
-    /// its recipe
-    pub recipe: Recipe,
+    /// its settings
+    pub cfg: FinetuneConfig,
     /// trained from random initialisation
     pub scratch: bool,
 }
 
+/// The name of an unchanged trial.
+pub const BASE: &str = "base settings";
+
 /// The trials for a parent backbone of `depth` blocks, in the order of the source notes:
 /// the scratch baseline; all blocks reused and frozen; the top one, then two, unfrozen;
 /// the top block dropped, then two, ... (each frozen and with its top block unfrozen);
-/// the top block re-initialised; hidden blocks added.
-pub fn trials(depth: usize, base: &Recipe, add_hidden: &[BlockSpec]) -> Vec<Trial> {
-    let steps = base.frozen_steps + base.unfreeze_steps;
-    let with = |name: String, f: &dyn Fn(&mut Recipe)| {
-        let mut recipe = base.clone();
-        f(&mut recipe);
-        Trial { name, recipe, scratch: false }
+/// the top block re-initialised; hidden blocks added. Every trial trains as many steps as
+/// `base`, and its name is [`FinetuneConfig::to_flags`] against `base`, so typing the name
+/// after the search's own flags reproduces the trial.
+pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>) -> Vec<Trial> {
+    let steps = base.steps();
+    let with = |f: &dyn Fn(&mut FinetuneConfig)| {
+        let mut cfg = base.clone();
+        f(&mut cfg);
+        let flags = cfg.to_flags(base);
+        Trial { name: if flags.is_empty() { BASE.into() } else { flags }, cfg, scratch: false }
     };
-    let frozen_only = |r: &mut Recipe| {
-        r.frozen_steps = steps;
-        r.unfreeze_steps = 0;
-        r.unfreeze_top = 0;
+    let frozen_only = |c: &mut FinetuneConfig| {
+        c.frozen_steps = steps;
+        c.unfreeze_steps = 0;
+        c.unfreeze_top = 0;
     };
     let unfreeze = |n: usize| {
-        move |r: &mut Recipe| {
-            r.unfreeze_top = n;
-            if r.unfreeze_steps == 0 {
-                r.unfreeze_steps = steps / 2;
-                r.frozen_steps = steps - steps / 2;
+        move |c: &mut FinetuneConfig| {
+            c.unfreeze_top = n;
+            if c.unfreeze_steps == 0 {
+                c.unfreeze_steps = steps / 2;
+                c.frozen_steps = steps - steps / 2;
             }
         }
     };
-    let mut out = vec![Trial { name: "scratch".into(), recipe: base.clone(), scratch: true }];
+    let mut out = vec![Trial { name: "--from scratch".into(), cfg: base.clone(), scratch: true }];
     for drop in 0..depth {
         let kept = depth - drop;
-        let prefix = if drop == 0 { String::new() } else { format!("--drop-top {drop} ") };
-        out.push(with(format!("{prefix}--unfreeze-top 0"), &|r| {
-            r.surgery.drop_top = drop;
-            frozen_only(r);
+        out.push(with(&|c| {
+            c.drop_top = drop;
+            frozen_only(c);
         }));
         for n in 1..=kept.min(2) {
-            out.push(with(format!("{prefix}--unfreeze-top {n}"), &|r| {
-                r.surgery.drop_top = drop;
-                unfreeze(n)(r);
+            out.push(with(&|c| {
+                c.drop_top = drop;
+                unfreeze(n)(c);
             }));
         }
     }
     if depth > 0 {
-        out.push(with("--replace-top 1 --unfreeze-top 1".into(), &|r| {
-            r.surgery.replace_top = 1;
-            unfreeze(1)(r);
+        out.push(with(&|c| {
+            c.replace_top = 1;
+            unfreeze(1)(c);
         }));
     }
-    if !add_hidden.is_empty() {
-        let spec = ArchSpec { blocks: add_hidden.to_vec() };
-        out.push(with(format!("--add-hidden {spec} --unfreeze-top 1"), &|r| {
-            r.surgery.add_hidden = add_hidden.to_vec();
-            unfreeze(1)(r);
+    if let Some(spec) = add_hidden {
+        out.push(with(&|c| {
+            c.add_hidden = Some(spec.clone());
+            unfreeze(1)(c);
         }));
     }
     out
@@ -148,7 +152,7 @@ pub struct SearchResult {
 /// Runs the search and writes the winner (with the table) to `req.out`.
 pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<SearchResult> {
     let started = Instant::now();
-    strata_train::step::validate_optim(req.base.batch, req.base.lr)?;
+    req.base.validate()?;
     if !(req.val_fraction > 0.0 && req.val_fraction < 1.0) {
         anyhow::bail!("--val-fraction {}: use a share in (0, 1), e.g. 0.2", req.val_fraction);
     }
@@ -159,12 +163,12 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         req.test.as_deref(),
         req.classes.as_deref(),
         req.labels,
-        req.seed,
+        req.base.seed,
         &req.device,
     )?;
     let all = stage.train.require_labels()?;
     let subset_labels: Vec<u32> = stage.rows.iter().map(|&r| all[r]).collect();
-    let (fit, val) = stratified_split(&subset_labels, stage.train.num_classes(), req.val_fraction, req.seed)
+    let (fit, val) = stratified_split(&subset_labels, stage.train.num_classes(), req.val_fraction, req.base.seed)
         .context("--val-fraction")?;
     let fit: Vec<usize> = fit.into_iter().map(|i| stage.rows[i]).collect();
     let val: Vec<usize> = val.into_iter().map(|i| stage.rows[i]).collect();
@@ -180,8 +184,8 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let scratch_arch = stage.parent.as_ref().map(|p| p.arch.clone()).unwrap_or_else(ArchSpec::reference);
 
     let mut rows = Vec::new();
-    let mut best: Option<(usize, f64, FinetuneConfig, FinetuneOutcome)> = None;
-    for trial in trials(depth, &req.base, &req.add_hidden) {
+    let mut best: Option<(usize, f64, FinetuneConfig, Resolved, FinetuneOutcome)> = None;
+    for trial in trials(depth, &req.base, req.add_hidden.as_ref()) {
         let spent = started.elapsed();
         let typical = rows.iter().map(|r: &Row| r.seconds).fold(0.0, f64::max);
         // the scratch row always runs: without it there is nothing to compare with
@@ -200,35 +204,34 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
             continue;
         }
         let t0 = Instant::now();
-        let surgery = &trial.recipe.surgery;
-        let plan = stage.plan(surgery, &scratch_arch).with_context(|| format!("trial `{}`", trial.name))?;
-        let plan = if trial.scratch { BackbonePlan::scratch(plan.arch) } else { plan };
-        let cfg = trial.recipe.config(plan, stage.head(&trial.recipe)?, req.seed);
-        let outcome = match stage.train(&cfg, &fit, Some(&val_data), &mut Silent, &mut strata_train::recorder::Discard)
-        {
-            Ok(o) => o,
-            // a diverging trial is a result, not the end of the search
-            Err(e) => {
-                rows.push(Row {
-                    trial: trial.name,
-                    backbone: cfg.backbone.arch.to_string(),
-                    val_accuracy: None,
-                    test_accuracy: None,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    status: format!("failed: {e:#}"),
-                });
-                progress(rows.last().unwrap_or_else(|| unreachable!()));
-                continue;
-            }
-        };
+        let cfg = trial.cfg;
+        let model =
+            stage.resolve(&cfg, &scratch_arch, trial.scratch).with_context(|| format!("trial `{}`", trial.name))?;
+        let outcome =
+            match stage.train(&cfg, &model, &fit, Some(&val_data), &mut Silent, &mut strata_train::recorder::Discard) {
+                Ok(o) => o,
+                // a diverging trial is a result, not the end of the search
+                Err(e) => {
+                    rows.push(Row {
+                        trial: trial.name,
+                        backbone: model.backbone.arch.to_string(),
+                        val_accuracy: None,
+                        test_accuracy: None,
+                        seconds: t0.elapsed().as_secs_f64(),
+                        status: format!("failed: {e:#}"),
+                    });
+                    progress(rows.last().unwrap_or_else(|| unreachable!()));
+                    continue;
+                }
+            };
         let val_accuracy = outcome.evaluation.as_ref().map(|e| e.accuracy).unwrap_or(0.0);
         let test_accuracy = match &stage.test {
-            Some(t) => Some(evaluate(&outcome.model, t, None, stage.norm(&cfg.backbone), &stage.device)?.accuracy),
+            Some(t) => Some(evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?.accuracy),
             None => None,
         };
         rows.push(Row {
             trial: trial.name,
-            backbone: cfg.backbone.arch.to_string(),
+            backbone: model.backbone.arch.to_string(),
             val_accuracy: Some(val_accuracy),
             test_accuracy,
             seconds: t0.elapsed().as_secs_f64(),
@@ -238,10 +241,10 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         writer.log(&serde_json::to_value(rows.last())?)?;
         // ties go to the earlier trial: the simpler change in the strategy's order
         if best.as_ref().is_none_or(|b| val_accuracy > b.1) {
-            best = Some((rows.len() - 1, val_accuracy, cfg, outcome));
+            best = Some((rows.len() - 1, val_accuracy, cfg, model, outcome));
         }
     }
-    let (winner, _, cfg, outcome) = best.context("no trial finished; see the table's status column")?;
+    let (winner, _, cfg, model, outcome) = best.context("no trial finished; see the table's status column")?;
     let table = Table { rows: &rows, winner };
     writer.write_file("search.md", table.markdown().as_bytes())?;
     writer.write_file("search.csv", table.csv().as_bytes())?;
@@ -249,7 +252,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let mut metrics = serde_json::json!({ "seconds": started.elapsed().as_secs_f64() });
     metrics["validation_accuracy"] = serde_json::json!(rows[winner].val_accuracy);
     let test_eval = match &stage.test {
-        Some(t) => Some(evaluate(&outcome.model, t, None, stage.norm(&cfg.backbone), &stage.device)?),
+        Some(t) => Some(evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?),
         None => None,
     };
     if let Some(e) = &test_eval {
@@ -268,7 +271,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         })),
         kind: None,
     };
-    let manifest = stage.manifest(&cfg, &outcome, info);
+    let manifest = stage.manifest(&cfg, &model, &outcome, info);
     let run = write_classifier(writer, manifest, &outcome, test_eval.as_ref())?;
     Ok(SearchResult { rows, winner, run, split: (val.len(), fit.len()), seconds: started.elapsed().as_secs_f64() })
 }
@@ -330,36 +333,60 @@ impl Table<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    /// The finetune flags as typed: a repeated flag takes its last value, as in `strata`.
+    #[derive(Parser)]
+    #[command(args_override_self = true)]
+    struct Flags {
+        #[command(flatten)]
+        cfg: FinetuneConfig,
+    }
 
     #[test]
     fn the_trials_walk_the_strategy() {
-        let add = ArchSpec::parse("dense64").unwrap().blocks;
-        let names: Vec<String> = trials(3, &Recipe::default(), &add).into_iter().map(|t| t.name).collect();
+        let add = ArchSpec::parse("dense64").unwrap();
+        let names: Vec<String> =
+            trials(3, &FinetuneConfig::default(), Some(&add)).into_iter().map(|t| t.name).collect();
+        let frozen = "--frozen-steps 1000 --unfreeze-steps 0 --unfreeze-top 0";
         assert_eq!(
             names,
             [
-                "scratch",
-                "--unfreeze-top 0",
-                "--unfreeze-top 1",
-                "--unfreeze-top 2",
-                "--drop-top 1 --unfreeze-top 0",
-                "--drop-top 1 --unfreeze-top 1",
-                "--drop-top 1 --unfreeze-top 2",
-                "--drop-top 2 --unfreeze-top 0",
-                "--drop-top 2 --unfreeze-top 1",
-                "--replace-top 1 --unfreeze-top 1",
-                "--add-hidden dense64 --unfreeze-top 1",
+                "--from scratch".to_string(),
+                frozen.into(),
+                BASE.into(),
+                "--unfreeze-top 2".into(),
+                format!("--drop-top 1 {frozen}"),
+                "--drop-top 1".into(),
+                "--drop-top 1 --unfreeze-top 2".into(),
+                format!("--drop-top 2 {frozen}"),
+                "--drop-top 2".into(),
+                "--replace-top 1".into(),
+                "--add-hidden dense64".into(),
             ]
         );
     }
 
     #[test]
+    fn a_trial_name_typed_after_the_base_flags_reproduces_the_trial() {
+        let base_flags = ["strata", "--frozen-steps", "30", "--unfreeze-steps", "0", "--lr", "0.01", "--seed", "4"];
+        let base = Flags::parse_from(base_flags).cfg;
+        for t in trials(3, &base, Some(&ArchSpec::parse("dense8").unwrap())).into_iter().filter(|t| !t.scratch) {
+            let mut argv: Vec<String> = base_flags.iter().map(|s| s.to_string()).collect();
+            if t.name != BASE {
+                argv.extend(t.name.split(' ').map(str::to_string));
+            }
+            assert_eq!(Flags::parse_from(argv).cfg, t.cfg, "{}", t.name);
+        }
+    }
+
+    #[test]
     fn every_trial_trains_as_many_steps_as_the_baseline() {
-        let base = Recipe { frozen_steps: 30, unfreeze_steps: 0, ..Recipe::default() };
-        for t in trials(2, &base, &[]) {
-            assert_eq!(t.recipe.frozen_steps + t.recipe.unfreeze_steps, 30, "{}", t.name);
-            if t.name.ends_with("--unfreeze-top 1") {
-                assert!(t.recipe.unfreeze_steps > 0, "{}", t.name);
+        let base = FinetuneConfig { frozen_steps: 30, unfreeze_steps: 0, ..FinetuneConfig::default() };
+        for t in trials(2, &base, None) {
+            assert_eq!(t.cfg.steps(), 30, "{}", t.name);
+            if t.cfg.unfreeze_top > 0 && !t.scratch {
+                assert!(t.cfg.unfreeze_steps > 0, "{}", t.name);
             }
         }
     }

@@ -1,21 +1,19 @@
 //! Stage two's inputs loaded once (labeled data, label subset, parent run), and training one
-//! recipe on them: what `finetune` runs once and `search` runs for every trial.
+//! configuration on them: what `finetune` runs once and `search` runs for every trial.
 
 use crate::context::{self, input_of, load_data, now_unix};
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::path::Path;
 use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
 use strata_train::finetune::FinetuneOutcome;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind, SCHEMA_VERSION, WeightsRecord};
 use strata_train::reuse::load_backbone;
-use strata_train::{
-    BackbonePlan, DeviceChoice, FinetuneConfig, Init, Observer, OptimSettings, RunDir, RunWriter, Surgery,
-};
+use strata_train::{BackbonePlan, DeviceChoice, FinetuneConfig, FinetuneJob, Init, Observer, RunDir, RunWriter};
 
 /// Which of the labeled training images stage two may use.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LabelSubset {
     /// every labeled image
     All,
@@ -46,79 +44,14 @@ impl LabelSubset {
     }
 }
 
-/// How stage two builds and trains a classifier: the backbone surgery, the head and the
-/// schedule. A search trial is one recipe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Recipe {
-    /// which parent blocks to keep, drop, re-initialise, and what to add
-    pub surgery: Surgery,
-    /// hidden layers of the head
-    pub head_hidden: Vec<usize>,
-    /// images per optimiser step
-    pub batch: usize,
-    /// learning rate of the head and of new blocks
-    pub lr: f64,
-    /// steps with reused blocks frozen
-    pub frozen_steps: usize,
-    /// steps after unfreezing
-    pub unfreeze_steps: usize,
-    /// top reused blocks to unfreeze (more than there are: all of them)
-    pub unfreeze_top: usize,
-    /// gradual unfreezing: one more block every this many steps
-    pub unfreeze_every: Option<usize>,
-    /// learning-rate multiplier of the topmost unfrozen block
-    pub lr_mult: f64,
-    /// further multiplier per block below it
-    pub lr_decay: f64,
-    /// optimiser and weight decay
-    pub optim: OptimSettings,
-    /// random translation (pixels) of labeled images
-    pub augment_shift: usize,
-    /// recompute the frozen blocks every step instead of caching their outputs
-    pub no_feature_cache: bool,
-}
-
-impl Default for Recipe {
-    /// The defaults of `strata finetune`.
-    fn default() -> Self {
-        Self {
-            surgery: Surgery::default(),
-            head_hidden: vec![],
-            batch: 64,
-            lr: 1e-3,
-            frozen_steps: 400,
-            unfreeze_steps: 600,
-            unfreeze_top: 1,
-            unfreeze_every: None,
-            lr_mult: 0.1,
-            lr_decay: 1.0,
-            optim: OptimSettings::default(),
-            augment_shift: 0,
-            no_feature_cache: false,
-        }
-    }
-}
-
-impl Recipe {
-    /// The training configuration for `plan` under `head`.
-    pub fn config(&self, plan: BackbonePlan, head: HeadSpec, seed: u64) -> FinetuneConfig {
-        FinetuneConfig {
-            unfreeze_top: self.unfreeze_top.min(plan.reused().len()),
-            backbone: plan,
-            head,
-            batch: self.batch,
-            lr: self.lr,
-            seed,
-            frozen_steps: self.frozen_steps,
-            unfreeze_steps: self.unfreeze_steps,
-            unfreeze_every: self.unfreeze_every,
-            lr_mult: self.lr_mult,
-            lr_decay: self.lr_decay,
-            optim: self.optim,
-            augment_shift: self.augment_shift,
-            cache_frozen: !self.no_feature_cache,
-        }
-    }
+/// What `plan` and `head` resolved a [`FinetuneConfig`] to for this stage: the classifier
+/// one trial or run trains.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// the backbone blocks and where each comes from
+    pub backbone: BackbonePlan,
+    /// the new head
+    pub head: HeadSpec,
 }
 
 /// A parent run with its backbone and weights read once.
@@ -225,13 +158,17 @@ impl Stage2 {
         })
     }
 
-    /// The backbone `surgery` makes of the parent's; without a parent, of `scratch_arch`, all fresh.
-    pub fn plan(&self, surgery: &Surgery, scratch_arch: &ArchSpec) -> Result<BackbonePlan> {
-        let plan = match &self.parent {
-            Some(p) => BackbonePlan::from_parent(&p.arch, surgery, self.input)?,
-            None => BackbonePlan::scratch(BackbonePlan::from_parent(scratch_arch, surgery, self.input)?.arch),
+    /// The classifier `cfg` makes of the parent's backbone (its surgery) with a head for this
+    /// data; without a parent, or with `scratch`, of `scratch_arch` with every block fresh.
+    pub fn resolve(&self, cfg: &FinetuneConfig, scratch_arch: &ArchSpec, scratch: bool) -> Result<Resolved> {
+        let surgery = cfg.surgery();
+        let backbone = match &self.parent {
+            Some(p) if !scratch => BackbonePlan::from_parent(&p.arch, &surgery, self.input)?,
+            Some(p) => BackbonePlan::scratch(BackbonePlan::from_parent(&p.arch, &surgery, self.input)?.arch),
+            None => BackbonePlan::scratch(BackbonePlan::from_parent(scratch_arch, &surgery, self.input)?.arch),
         };
-        Ok(plan)
+        let head = HeadSpec::new(cfg.head.0.clone(), self.train.num_classes()).context("--head")?;
+        Ok(Resolved { backbone, head })
     }
 
     /// The input normalisation of a classifier on `plan`: the parent's when it reuses blocks,
@@ -243,21 +180,18 @@ impl Stage2 {
         }
     }
 
-    /// The head for this data.
-    pub fn head(&self, recipe: &Recipe) -> Result<HeadSpec> {
-        HeadSpec::new(recipe.head_hidden.clone(), self.train.num_classes()).context("--head")
-    }
-
-    /// Trains `cfg` on `rows` of the training data; `eval` is scored after each phase.
+    /// Trains `cfg` as `model` on `rows` of the training data; `eval` is scored after each phase.
+    #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
         cfg: &FinetuneConfig,
+        model: &Resolved,
         rows: &[usize],
         eval: Option<&Dataset>,
         observer: &mut dyn Observer,
         log: &mut dyn strata_train::Recorder,
     ) -> strata_train::Result<FinetuneOutcome> {
-        let plan = &cfg.backbone;
+        let plan = &model.backbone;
         let init = match &self.parent {
             Some(p) if !plan.is_scratch() => Init::Pretrained(load_backbone(
                 p.bytes.clone(),
@@ -269,13 +203,28 @@ impl Stage2 {
             )?),
             _ => Init::Scratch,
         };
-        let norm = self.norm(plan);
-        strata_train::finetune(init, cfg, &self.train, rows, norm, &self.device, eval, observer, log)
+        let job = FinetuneJob {
+            cfg,
+            backbone: plan,
+            head: &model.head,
+            train: &self.train,
+            rows,
+            norm: self.norm(plan),
+            device: &self.device,
+            eval,
+        };
+        strata_train::finetune(init, &job, observer, log)
     }
 
     /// The manifest of a classifier run trained on this stage with `cfg`.
-    pub fn manifest(&self, cfg: &FinetuneConfig, outcome: &FinetuneOutcome, extra: RunInfo) -> Manifest {
-        let plan = &cfg.backbone;
+    pub fn manifest(
+        &self,
+        cfg: &FinetuneConfig,
+        model: &Resolved,
+        outcome: &FinetuneOutcome,
+        extra: RunInfo,
+    ) -> Manifest {
+        let plan = &model.backbone;
         let parent = self.parent.as_ref().filter(|_| !plan.is_scratch());
         let blocks = plan
             .arch
@@ -313,7 +262,7 @@ impl Stage2 {
             device: self.choice.to_string(),
             config: serde_json::json!({
                 "from": parent.map(|p| p.run.path.display().to_string()),
-                "train": self.train_spec, "test": self.test_spec, "labels": format!("{:?}", self.labels),
+                "train": self.train_spec, "test": self.test_spec, "labels": self.labels,
                 "classes": self.classes,
                 "finetune": cfg, "search": extra.search,
             }),
@@ -326,7 +275,7 @@ impl Stage2 {
             },
             input: self.input,
             arch: plan.arch.to_string(),
-            head: Some(cfg.head.clone()),
+            head: Some(model.head.clone()),
             normalization: self.norm(plan).clone(),
             parent: parent.map(|p| ParentRecord {
                 path: p.run.path.display().to_string(),

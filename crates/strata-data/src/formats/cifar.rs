@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use super::{Format, describe, file_name};
 use crate::dataset::{Dataset, ImageShape};
 use crate::error::{DataError, Result};
-use crate::spec::{LoadOptions, Split};
+use crate::spec::LoadOptions;
+use crate::split::Split;
 
 const SHAPE: ImageShape = ImageShape { channels: 3, height: 32, width: 32 };
 

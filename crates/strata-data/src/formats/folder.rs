@@ -11,7 +11,8 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use super::{Format, MAX_SIDE, describe, is_hidden};
 use crate::dataset::{Dataset, ImageShape, pixel_buffer};
 use crate::error::{DataError, Result};
-use crate::spec::{LoadOptions, Split};
+use crate::spec::LoadOptions;
+use crate::split::Split;
 
 /// Extensions read as images (compared case-insensitively).
 pub const EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "gif", "tif", "tiff", "webp"];

@@ -14,7 +14,8 @@ use flate2::bufread::MultiGzDecoder;
 use super::{Format, MAX_SIDE, describe, file_name, is_hidden};
 use crate::dataset::{Dataset, ImageShape};
 use crate::error::{DataError, Result};
-use crate::spec::{LoadOptions, Split};
+use crate::spec::LoadOptions;
+use crate::split::Split;
 
 /// Magic number of an IDX file of unsigned bytes with three dimensions (images).
 pub const IMAGES_MAGIC: u32 = 0x0000_0803;

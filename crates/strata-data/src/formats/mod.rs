@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::dataset::Dataset;
 use crate::error::Result;
-use crate::spec::{LoadOptions, Split};
+use crate::spec::LoadOptions;
+use crate::split::Split;
 
 pub mod cifar;
 pub mod folder;

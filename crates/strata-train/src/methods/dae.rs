@@ -18,11 +18,11 @@ impl Pretrainer for Denoising {
     }
     fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
         let cfg = job.cfg;
-        let level = f64::from(cfg.noise);
+        let level = f64::from(cfg.corruption.noise);
         train_autoencoder(self.name(), job, observer, log, |step, mut rows| {
             let mut rng = step_rng(cfg.seed, 0x6461_6500, step);
             for row in &mut rows {
-                match cfg.noise_kind {
+                match cfg.corruption.noise_kind {
                     NoiseKind::Mask => augment::mask(row, level, &mut rng),
                     NoiseKind::Gaussian => augment::gaussian(row, level, &mut rng),
                 }

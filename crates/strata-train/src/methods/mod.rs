@@ -2,11 +2,12 @@
 
 mod ae;
 pub mod artifacts;
+mod corruption;
 mod dae;
 mod epochs;
 pub mod gan;
 pub mod rotation;
-mod siamese;
+pub mod siamese;
 pub mod stacked;
 pub mod vae;
 
@@ -17,54 +18,43 @@ use serde::{Deserialize, Serialize};
 use strata_data::{Dataset, Normalization};
 use strata_nn::ArchSpec;
 
-/// Settings shared by all pretraining methods.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+pub use corruption::{Corruption, NoiseKind};
+pub use siamese::SiameseSettings;
+
+/// The settings of stage one, declared once (type, default, `--help` text, validation) for
+/// `strata pretrain`, `demo`, the examples and library callers. Settings only some methods
+/// read are flattened groups declared beside those methods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
 pub struct PretrainConfig {
-    /// backbone architecture
+    /// Backbone blocks, e.g. `conv32-pool,conv64-pool,dense128` (REF-CAE).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PretrainConfig::default().arch))]
     pub arch: ArchSpec,
-    /// passes over the unlabeled data
+    /// Passes over the unlabeled images.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PretrainConfig::default().epochs))]
     pub epochs: usize,
-    /// images per optimiser step
+    /// Images per optimiser step.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PretrainConfig::default().batch))]
     pub batch: usize,
-    /// Adam learning rate
+    /// Adam learning rate.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PretrainConfig::default().lr, allow_negative_numbers = true))]
     pub lr: f64,
-    /// seed of initialisation, data order and noise
+    /// Seed of initialisation, data order and noise.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = PretrainConfig::default().seed))]
     pub seed: u64,
-    /// corruption level: fraction of pixels masked by `dae` (or the gaussian sigma, in units
-    /// of the pixel range), at most that fraction masked by `siamese`
-    pub noise: f32,
-    /// the kind of corruption `dae` applies
-    #[serde(default)]
-    pub noise_kind: NoiseKind,
-    /// `siamese` with identity labels: images with the same label are twins
-    #[serde(default)]
-    pub pairs_by_label: bool,
-}
-
-/// Corruption of a denoising autoencoder's input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NoiseKind {
-    /// zero each pixel with probability `noise`
-    #[default]
-    Mask,
-    /// add gaussian noise of standard deviation `noise` x 255
-    Gaussian,
-}
-
-impl std::str::FromStr for NoiseKind {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "mask" => Ok(Self::Mask),
-            "gaussian" => Ok(Self::Gaussian),
-            _ => Err(format!("unknown noise `{s}`; use mask or gaussian")),
-        }
-    }
+    /// corruption of the input (`dae`) or of the views (`siamese`)
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(flatten)]
+    pub corruption: Corruption,
+    /// settings of `siamese`
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(flatten)]
+    pub siamese: SiameseSettings,
 }
 
 impl Default for PretrainConfig {
-    /// The defaults of `strata pretrain`.
+    /// The defaults of `strata pretrain`: the one place they are written.
     fn default() -> Self {
         Self {
             arch: ArchSpec::reference(),
@@ -72,9 +62,8 @@ impl Default for PretrainConfig {
             batch: 64,
             lr: 1e-3,
             seed: 0,
-            noise: 0.25,
-            noise_kind: NoiseKind::Mask,
-            pairs_by_label: false,
+            corruption: Corruption::default(),
+            siamese: SiameseSettings::default(),
         }
     }
 }
@@ -86,10 +75,7 @@ impl PretrainConfig {
             return Err(TrainError::config("--epochs", 0, "train for at least 1 epoch"));
         }
         crate::step::validate_optim(self.batch, self.lr)?;
-        if !(0.0..1.0).contains(&self.noise) {
-            return Err(TrainError::config("--noise", self.noise, "the masked fraction must be in [0, 1)"));
-        }
-        Ok(())
+        self.corruption.validate()
     }
 }
 

@@ -30,6 +30,17 @@ const PROJECTION: usize = 64;
 /// Siamese same-or-different pretraining.
 pub struct Siamese;
 
+/// The settings only `siamese` reads (its view masking is the shared [`super::Corruption`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(default)]
+pub struct SiameseSettings {
+    /// `siamese` on identity-labeled data: two images with the same label are twins
+    /// (e.g. many people with a few photos each).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub pairs_by_label: bool,
+}
+
 /// The twin tower and the projection its outputs are compared in (dropped at reuse).
 #[derive(Module, Debug)]
 pub struct SiameseNet {
@@ -93,7 +104,7 @@ impl Objective for Twins<'_> {
     fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
         let Some(model) = self.model.take() else { unreachable!("the model is put back after every step") };
         let (data, cfg) = (self.data, self.cfg);
-        let mask = f64::from(cfg.noise);
+        let mask = f64::from(cfg.corruption.noise);
         let mut rng = step_rng(cfg.seed, 0x7369_616d, step as u64);
         let a: Vec<Vec<u8>> = idx.iter().map(|&i| view(data.image(i), data.shape, mask, &mut rng)).collect();
         // with identities, the second view is of another image of the same identity when the
@@ -168,7 +179,7 @@ impl Pretrainer for Siamese {
             backbone: build_stack(&cfg.arch.blocks, first, &ad),
             projector: LinearConfig::new(features, PROJECTION).init(&ad),
         });
-        let identity = if cfg.pairs_by_label { Some(data.require_labels()?) } else { None };
+        let identity = if cfg.siamese.pairs_by_label { Some(data.require_labels()?) } else { None };
         let mut objective =
             Twins { model: Some(model), optim: AdamConfig::new().init(), data, batcher, device: ad, cfg, identity };
         let summary = run_epochs(self.name(), cfg, data.len(), 2, &mut objective, observer, log)?;

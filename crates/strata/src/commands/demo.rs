@@ -1,13 +1,12 @@
 //! `strata demo`: the whole pipeline on the bundled data, with a comparison table.
 
-use crate::commands::finetune::Schedule;
 use crate::observer::Progress;
 use crate::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 use strata_nn::ArchSpec;
-use strata_train::PretrainConfig;
+use strata_train::{Corruption, FinetuneConfig, PretrainConfig};
 
 /// Flags of `strata demo`.
 #[derive(Debug, clap::Args)]
@@ -31,7 +30,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.3)]
     pub noise: f32,
     #[command(flatten)]
-    pub schedule: Schedule,
+    pub cfg: FinetuneConfig,
     /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -57,12 +56,9 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         force: a.force,
         max_images: None,
         cfg: PretrainConfig {
-            arch: ArchSpec::reference(),
             epochs: a.epochs,
-            batch: 64,
-            lr: 1e-3,
-            seed: a.schedule.seed,
-            noise: a.noise,
+            seed: a.cfg.seed,
+            corruption: Corruption { noise: a.noise, ..Corruption::default() },
             ..PretrainConfig::default()
         },
         device: a.device.clone(),
@@ -71,7 +67,6 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     };
     let pre_run = pipeline::pretrain(&pre, &mut Progress::new(quiet))?;
     let pretrain_s = t0.elapsed().as_secs_f64();
-    let s = &a.schedule;
     let base = FinetuneRequest {
         from: Some(pre_run.path.clone()),
         train: format!("{}:train", a.data),
@@ -79,8 +74,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         classes: None,
         labels: LabelSubset::PerClass(a.labels_per_class),
         arch: ArchSpec::reference(),
-        recipe: s.recipe(Default::default(), vec![]),
-        seed: s.seed,
+        cfg: a.cfg.clone(),
         out: a.out.join("finetune"),
         force: a.force,
         device: a.device.clone(),

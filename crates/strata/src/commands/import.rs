@@ -1,6 +1,5 @@
 //! `strata import`: a run directory from weights trained elsewhere (PyTorch, another tool).
 
-use crate::commands::finetune::parse_hidden;
 use crate::interop::{self, ImportRequest};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -24,8 +23,8 @@ pub struct Args {
     #[arg(long)]
     pub classes: Option<usize>,
     /// Hidden layers of that head, e.g. `256`.
-    #[arg(long, default_value = "")]
-    pub head: String,
+    #[arg(long, default_value_t = strata_nn::HiddenLayers::NONE)]
+    pub head: strata_nn::HiddenLayers,
     /// Names and layouts in the file: pytorch (Linear out x in, BN weight/bias) or strata.
     #[arg(long, default_value = "pytorch", value_parser = ["pytorch", "strata"])]
     pub layout: String,
@@ -69,7 +68,7 @@ pub fn parse_input(s: &str) -> Result<InputShape> {
 pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     let input = parse_input(&a.input)?;
     let head = match a.classes {
-        Some(c) => Some(HeadSpec::new(parse_hidden(&a.head)?, c).context("--classes")?),
+        Some(c) => Some(HeadSpec::new(a.head.0.clone(), c).context("--classes")?),
         None => None,
     };
     let norm = match (a.mean.is_empty(), a.std.is_empty()) {

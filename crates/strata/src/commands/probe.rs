@@ -23,24 +23,8 @@ pub struct Args {
     /// Lower backbone blocks whose output is the feature (default: all).
     #[arg(long)]
     pub reuse: Option<usize>,
-    /// Neighbours that vote (knn).
-    #[arg(long, default_value_t = 20)]
-    pub k: usize,
-    /// Temperature of the neighbours' vote weights exp(similarity / t) (knn).
-    #[arg(long, default_value_t = 0.07)]
-    pub temperature: f32,
-    /// Adam steps of the linear probe.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: usize,
-    /// Learning rate of the linear probe.
-    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
-    pub lr: f64,
-    /// Features per step of the linear probe.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
-    /// Seed of the label subset, the linear layer and the data order.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub cfg: ProbeConfig,
     /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -51,8 +35,7 @@ pub struct Args {
 
 /// Runs `strata probe`.
 pub fn run(a: Args) -> Result<()> {
-    let cfg =
-        ProbeConfig { k: a.k, temperature: a.temperature, steps: a.steps, lr: a.lr, batch: a.batch, seed: a.seed };
+    let cfg = a.cfg;
     cfg.validate()?;
     let subset = a.data.labels()?;
     let test_spec = a.data.test.as_deref().context("--test: the probe needs labeled test images to score")?;
@@ -63,7 +46,7 @@ pub fn run(a: Args) -> Result<()> {
         Some(test_spec),
         a.data.classes.as_deref(),
         subset,
-        a.seed,
+        cfg.seed,
         &a.device,
     )?;
     let parent = stage.parent.as_ref().context("the run to probe")?;

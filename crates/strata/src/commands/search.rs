@@ -1,12 +1,15 @@
 //! `strata search`: try the reuse strategies on a validation split and keep the best.
 
-use crate::commands::finetune::{LabeledData, Schedule, parse_hidden};
+use crate::commands::finetune::LabeledData;
 use crate::search::{self, Row, SearchRequest, Table};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 use strata_nn::ArchSpec;
-use strata_train::Surgery;
+use strata_train::FinetuneConfig;
+
+/// The blocks of the "add hidden" trial unless `--add-hidden` names others.
+const ADD_HIDDEN: &str = "dense128";
 
 /// Flags of `strata search`.
 #[derive(Debug, clap::Args)]
@@ -20,17 +23,13 @@ pub struct Args {
     /// Share of the labeled images held out for validation (stratified).
     #[arg(long, default_value_t = 0.2)]
     pub val_fraction: f64,
-    /// Hidden blocks the "add hidden" trial stacks on the reused backbone.
-    #[arg(long, default_value = "dense128")]
-    pub add_hidden: ArchSpec,
-    /// Hidden layers of the new head, e.g. `256`.
-    #[arg(long, default_value = "")]
-    pub head: String,
     /// Start no new trial after this many minutes (the scratch row always runs).
     #[arg(long)]
     pub budget_minutes: Option<f64>,
+    /// The settings every trial starts from; the trials change the surgery and unfreezing.
+    /// Here `--add-hidden` names the blocks of the "add hidden" trial (default dense128).
     #[command(flatten)]
-    pub schedule: Schedule,
+    pub cfg: FinetuneConfig,
     /// Run directory for the winner (with search.md, search.csv and search.json).
     #[arg(long)]
     pub out: PathBuf,
@@ -61,9 +60,8 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         test: a.data.test,
         classes: a.data.classes,
         val_fraction: a.val_fraction,
-        base: a.schedule.recipe(Surgery::default(), parse_hidden(&a.head)?),
-        add_hidden: a.add_hidden.blocks,
-        seed: a.schedule.seed,
+        add_hidden: Some(a.cfg.add_hidden.clone().map_or_else(|| ArchSpec::parse(ADD_HIDDEN), Ok)?),
+        base: FinetuneConfig { add_hidden: None, ..a.cfg },
         budget,
         out: a.out,
         force: a.force,

@@ -1,15 +1,17 @@
 //! `strata train`: plain supervised training of a backbone and head on a labeled task ("task
 //! A"); the run is a source network that `finetune --from` reuses like a pretraining run.
 
-use crate::commands::finetune::parse_hidden;
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest, LabelSubset, Recipe};
+use crate::pipeline::{self, FinetuneRequest, LabelSubset};
 use anyhow::Result;
 use strata_nn::ArchSpec;
+use strata_nn::HiddenLayers;
 use strata_nn::spec::REF_CAE;
+use strata_train::FinetuneConfig;
 use strata_train::manifest::RunKind;
 
-/// Flags of `strata train`.
+/// Flags of `strata train`: one phase of plain training, so only the stage-two settings that
+/// apply to it, with the same defaults (but for the step count).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Labeled training images (IDX with labels, class folders, CIFAR).
@@ -28,22 +30,22 @@ pub struct Args {
     #[arg(long, default_value = REF_CAE)]
     pub arch: ArchSpec,
     /// Hidden layers of the head, e.g. `256` (default: output layer only).
-    #[arg(long, default_value = "")]
-    pub head: String,
+    #[arg(long, default_value_t = FinetuneConfig::default().head)]
+    pub head: HiddenLayers,
     /// Optimiser steps.
     #[arg(long, default_value_t = 3000)]
     pub steps: usize,
     /// Images per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = FinetuneConfig::default().batch)]
     pub batch: usize,
     /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = FinetuneConfig::default().lr, allow_negative_numbers = true)]
     pub lr: f64,
     /// Randomly shift images by up to this many pixels (0 = off).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = FinetuneConfig::default().augment_shift)]
     pub augment_shift: usize,
     /// Seed of initialisation and data order.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = FinetuneConfig::default().seed)]
     pub seed: u64,
     #[command(flatten)]
     pub run: crate::control::RunArgs,
@@ -58,16 +60,16 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         classes: a.classes,
         labels: LabelSubset::from_flags(a.labels_per_class, None)?,
         arch: a.arch,
-        recipe: Recipe {
-            head_hidden: parse_hidden(&a.head)?,
+        cfg: FinetuneConfig {
+            head: a.head,
             batch: a.batch,
             lr: a.lr,
             frozen_steps: a.steps,
             unfreeze_steps: 0,
             augment_shift: a.augment_shift,
-            ..Recipe::default()
+            seed: a.seed,
+            ..FinetuneConfig::default()
         },
-        seed: a.seed,
         out: a.run.out,
         force: a.run.force,
         device: a.run.device,

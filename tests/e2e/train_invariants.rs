@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use strata_data::{Dataset, ImageShape, Normalization};
 use strata_nn::{ArchSpec, Autoencoder, Classifier, HeadSpec, InputShape, try_seeded, weights};
-use strata_train::finetune::{FinetuneConfig, Init};
+use strata_train::finetune::{FinetuneConfig, FinetuneJob, FinetuneOutcome, Init};
 use strata_train::progress::Silent;
 use strata_train::reuse::load_backbone;
-use strata_train::{BackbonePlan, OptimSettings, OptimizerKind, PretrainConfig, Surgery, method_by_name};
+use strata_train::{BackbonePlan, Corruption, OptimizerKind, PretrainConfig, method_by_name};
 
 const ARCH: &str = "conv4-bn-pool,dense8-bn";
 
@@ -46,7 +46,7 @@ fn pretrained_bytes(d: &Dataset, norm: &Normalization, device: &Device) -> Vec<u
         batch: 16,
         lr: 1e-2,
         seed: 1,
-        noise: 0.0,
+        corruption: Corruption { noise: 0.0, ..Corruption::default() },
         ..PretrainConfig::default()
     };
     method_by_name("ae")
@@ -69,23 +69,22 @@ fn max_abs_diff(a: &BTreeMap<String, Vec<f32>>, b: &BTreeMap<String, Vec<f32>>, 
 }
 
 fn cfg(frozen_steps: usize, unfreeze_steps: usize, unfreeze_top: usize, lr: f64, lr_mult: f64) -> FinetuneConfig {
-    let backbone = BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), &Surgery::default(), input()).unwrap();
-    FinetuneConfig {
-        backbone,
-        head: HeadSpec { hidden: vec![], classes: 3 },
-        batch: 16,
-        lr,
-        seed: 2,
-        frozen_steps,
-        unfreeze_steps,
-        unfreeze_top,
-        unfreeze_every: None,
-        lr_mult,
-        lr_decay: 1.0,
-        optim: OptimSettings::default(),
-        augment_shift: 0,
-        cache_frozen: true,
-    }
+    FinetuneConfig { batch: 16, lr, seed: 2, frozen_steps, unfreeze_steps, unfreeze_top, lr_mult, ..Default::default() }
+}
+
+/// Fine-tunes `blocks` (all of ARCH's) under `cfg` on `rows` of `d`, with a 3-way head.
+fn tune(
+    cfg: &FinetuneConfig,
+    blocks: Vec<strata_nn::Block>,
+    d: &Dataset,
+    rows: &[usize],
+    norm: &Normalization,
+) -> FinetuneOutcome {
+    let backbone = BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), &cfg.surgery(), input()).unwrap();
+    let head = HeadSpec { hidden: vec![], classes: 3 };
+    let device = Device::flex();
+    let job = FinetuneJob { cfg, backbone: &backbone, head: &head, train: d, rows, norm, device: &device, eval: None };
+    strata_train::finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut strata_train::recorder::Discard).unwrap()
 }
 
 #[test]
@@ -128,25 +127,14 @@ fn frozen_blocks_and_their_batch_norm_statistics_do_not_move() {
     let before = weights::snapshot(&blocks_as_classifier(blocks.clone(), &device));
     let rows: Vec<usize> = (0..d.len()).collect();
     // weight decay too must leave frozen parameters alone, whichever optimiser applies it
-    for optim in [
-        OptimSettings::default(),
-        OptimSettings { weight_decay: 0.1, decay_norm_and_bias: true, ..OptimSettings::default() },
-        OptimSettings { kind: OptimizerKind::Sgd, weight_decay: 0.1, ..OptimSettings::default() },
+    let base = cfg(6, 6, 1, 1e-2, 0.1);
+    for cfg in [
+        base.clone(),
+        FinetuneConfig { weight_decay: 0.1, decay_norm_and_bias: true, ..base.clone() },
+        FinetuneConfig { optimizer: OptimizerKind::Sgd, weight_decay: 0.1, ..base.clone() },
     ] {
-        let mut cfg = cfg(6, 6, 1, 1e-2, 0.1);
-        cfg.optim = optim;
-        let out = strata_train::finetune(
-            Init::Pretrained(blocks.clone()),
-            &cfg,
-            &d,
-            &rows,
-            &norm,
-            &device,
-            None,
-            &mut Silent,
-            &mut strata_train::recorder::Discard,
-        )
-        .unwrap();
+        let optim = cfg.optim();
+        let out = tune(&cfg, blocks.clone(), &d, &rows, &norm);
         let after = weights::snapshot(&out.model);
         // block 0 frozen in both phases: every tensor, running statistics included, bit for bit
         assert_eq!(backbone_part(&before, 0), backbone_part(&after, 0), "{optim:?}");
@@ -171,18 +159,7 @@ fn reused_blocks_get_the_reduced_learning_rate() {
     let (lr, mult) = (1e-2, 0.1);
     // one Adam step with everything unfrozen: Adam's first update is lr * g / (|g| + eps),
     // so the largest change of each group is close to (and never above) its learning rate
-    let out = strata_train::finetune(
-        Init::Pretrained(blocks),
-        &cfg(0, 1, 2, lr, mult),
-        &d,
-        &(0..16).collect::<Vec<_>>(),
-        &norm,
-        &device,
-        None,
-        &mut Silent,
-        &mut strata_train::recorder::Discard,
-    )
-    .unwrap();
+    let out = tune(&cfg(0, 1, 2, lr, mult), blocks, &d, &(0..16).collect::<Vec<_>>(), &norm);
     let after = weights::snapshot(&out.model);
     let reused = max_abs_diff(&before, &after, "backbone.") as f64;
     assert!(
@@ -235,7 +212,7 @@ fn every_method_lowers_its_loss_and_is_deterministic() {
             batch: 12,
             lr: 3e-3,
             seed: 4,
-            noise: 0.2,
+            corruption: Corruption { noise: 0.2, ..Corruption::default() },
             ..PretrainConfig::default()
         };
         // a GAN's two losses pull against each other: the discriminator's is the one that falls

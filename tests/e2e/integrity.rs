@@ -3,9 +3,7 @@
 //! the pipe early — each a clear error (or a quiet exit), never a panic or a silently
 //! re-initialised layer.
 
-mod common;
-
-use common::{fails, ok, tiny_mnist};
+use crate::common::{fails, ok, tiny_mnist};
 use std::path::Path;
 
 fn pretrained(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
@@ -16,7 +14,7 @@ fn pretrained(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn edit_manifest(run: &Path, edit: impl Fn(&mut serde_json::Value)) {
-    let mut m = common::manifest(run);
+    let mut m = crate::common::manifest(run);
     edit(&mut m);
     std::fs::write(run.join("manifest.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
 }
@@ -60,7 +58,7 @@ fn weights_that_disagree_with_the_declared_architecture_name_the_tensor() {
         e.contains("backbone.0.conv.weight: the architecture needs [16, 1, 3, 3], the file has [32, 1, 3, 3]"),
         "{e}"
     );
-    assert!(!out.exists() && common::partials(tmp.path()).is_empty());
+    assert!(!out.exists() && crate::common::partials(tmp.path()).is_empty());
 }
 
 #[test]
@@ -78,7 +76,7 @@ fn a_truncated_weights_file_is_refused_before_use() {
 fn a_closed_pipe_ends_the_output_quietly() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, pre) = pretrained(tmp.path());
-    let mut child = common::strata()
+    let mut child = crate::common::strata()
         .args(["inspect", pre.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

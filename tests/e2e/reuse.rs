@@ -1,8 +1,7 @@
 //! End to end: the reuse strategies of `finetune`, `search` over them, `probe`, and what
 //! `inspect` says about a fine-tuned run's lineage.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 const ARCH: &str = "conv4-pool,conv8-pool,dense16";
@@ -118,7 +117,7 @@ fn search_covers_every_strategy_and_is_deterministic() {
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("search.json")).unwrap()).unwrap();
     let trials: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["trial"].as_str().unwrap()).collect();
     assert_eq!(trials.len(), 11, "{trials:?}");
-    assert_eq!(trials[0], "scratch");
+    assert_eq!(trials[0], "--from scratch");
     for needle in ["--unfreeze-top 0", "--unfreeze-top 2", "--drop-top 2", "--replace-top 1", "--add-hidden dense8"] {
         assert!(trials.iter().any(|t| t.contains(needle)), "no `{needle}` row in {trials:?}");
     }
@@ -147,7 +146,7 @@ fn search_covers_every_strategy_and_is_deterministic() {
     assert_eq!(m["data"]["label_indices"].as_array().unwrap().len(), 40, "50 labels minus 10 for validation");
     assert!(m["config"]["search"]["winner"].is_string());
     ok(&["evaluate", "--model", a.to_str().unwrap(), "--data", &format!("{d}:test")]);
-    assert!(std::fs::read_to_string(a.join("search.md")).unwrap().contains("| `scratch`"));
+    assert!(std::fs::read_to_string(a.join("search.md")).unwrap().contains("| `--from scratch`"));
 }
 
 #[test]

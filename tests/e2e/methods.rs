@@ -1,8 +1,7 @@
 //! End to end for every pretraining method: it trains on tiny data from the CLI, leaves its
 //! pictures in the run directory, and its backbone fine-tunes.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_method_pretrains_leaves_its_pictures_and_fine_tunes() {

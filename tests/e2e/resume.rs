@@ -4,14 +4,12 @@
 //! optimisers. Also: divergence keeps the last good checkpoint; damaged checkpoints are
 //! named and skipped; `kill -9` at random moments leaves runs resumable or marked incomplete.
 
-mod common;
-
-use common::{fails, ok, tiny_mnist};
+use crate::common::{fails, ok, tiny_mnist};
 use std::path::{Path, PathBuf};
 use strata::control::{RunControl, Stopped};
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest, Recipe};
+use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_nn::ArchSpec;
-use strata_train::{CheckpointPolicy, Event, Observer, PretrainConfig, StopFlag};
+use strata_train::{CheckpointPolicy, Event, FinetuneConfig, Observer, PretrainConfig, StopFlag};
 
 /// Raises the stop flag when the `at`-th optimiser step (counted across phases) finishes:
 /// exactly what the Ctrl-C handler does, at a step the test chooses.
@@ -101,7 +99,7 @@ fn assert_same_runs(a: &Path, b: &Path, files: &[&str]) {
         assert!(bytes(a, f) == bytes(b, f), "{f} differs between {} and {}", a.display(), b.display());
     }
     assert_eq!(figures(a), figures(b), "logged figures differ");
-    let (ma, mb) = (common::manifest(a), common::manifest(b));
+    let (ma, mb) = (crate::common::manifest(a), crate::common::manifest(b));
     assert_eq!(ma["metrics"]["final_loss"], mb["metrics"]["final_loss"]);
     assert_eq!(ma["metrics"]["steps"], mb["metrics"]["steps"]);
 }
@@ -118,7 +116,7 @@ fn pretraining_resumed_mid_epoch_equals_the_uninterrupted_run() {
     pretrain_with_stops(&cut, &[7, 3], None);
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors", "reconstructions.png"]);
     assert!(!cut.out.join("checkpoints").exists(), "checkpoints are removed once the run is complete");
-    assert!(common::partials(tmp.path()).is_empty());
+    assert!(crate::common::partials(tmp.path()).is_empty());
 }
 
 #[test]
@@ -135,10 +133,10 @@ fn gan_resumed_equals_the_uninterrupted_run() {
         &cut.out,
         &["model.safetensors", "samples-epoch-1.png", "samples-epoch-2.png", "samples-epoch-3.png"],
     );
-    assert_eq!(common::manifest(&whole.out)["metrics"], {
-        let mut m = common::manifest(&cut.out)["metrics"].clone();
+    assert_eq!(crate::common::manifest(&whole.out)["metrics"], {
+        let mut m = crate::common::manifest(&cut.out)["metrics"].clone();
         for k in ["seconds", "images_per_s", "total_seconds"] {
-            m[k] = common::manifest(&whole.out)["metrics"][k].clone();
+            m[k] = crate::common::manifest(&whole.out)["metrics"][k].clone();
         }
         m
     });
@@ -155,8 +153,8 @@ fn stacked_resumed_in_a_later_stage_equals_the_uninterrupted_run() {
     pretrain_with_stops(&cut, &[3, 7], None);
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors"]);
     assert_eq!(
-        common::manifest(&whole.out)["metrics"]["stacked-block-0_loss"],
-        common::manifest(&cut.out)["metrics"]["stacked-block-0_loss"]
+        crate::common::manifest(&whole.out)["metrics"]["stacked-block-0_loss"],
+        crate::common::manifest(&cut.out)["metrics"]["stacked-block-0_loss"]
     );
 }
 
@@ -168,8 +166,14 @@ fn finetune_req(d: &Path, from: &Path, out: PathBuf) -> FinetuneRequest {
         classes: None,
         labels: LabelSubset::PerClass(6),
         arch: ArchSpec::reference(),
-        recipe: Recipe { frozen_steps: 7, unfreeze_steps: 6, unfreeze_top: 2, batch: 16, ..Recipe::default() },
-        seed: 5,
+        cfg: FinetuneConfig {
+            frozen_steps: 7,
+            unfreeze_steps: 6,
+            unfreeze_top: 2,
+            batch: 16,
+            seed: 5,
+            ..Default::default()
+        },
         out,
         force: false,
         device: "cpu".into(),
@@ -200,7 +204,7 @@ fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
     let r = FinetuneRequest { control: control(Some(4), &StopFlag::new(), true), ..cut.clone() };
     let res = pipeline::finetune(&r, &mut strata_train::progress::Silent).unwrap();
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors", "evaluation.json"]);
-    let (mw, mc) = (common::manifest(&whole.out), common::manifest(&cut.out));
+    let (mw, mc) = (crate::common::manifest(&whole.out), crate::common::manifest(&cut.out));
     for (pw, pc) in mw["phases"].as_array().unwrap().iter().zip(mc["phases"].as_array().unwrap()) {
         assert_eq!(
             (&pw["name"], &pw["final_loss"], &pw["block_lr"]),
@@ -247,7 +251,7 @@ fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
     // continuing from the last good checkpoint at a sane rate completes the run
     ok(&["finetune", "--resume", out_s, "--lr", "0.01", "-q"]);
     assert!(out.join("manifest.json").exists());
-    assert!(common::partials(tmp.path()).is_empty());
+    assert!(crate::common::partials(tmp.path()).is_empty());
 }
 
 #[test]
@@ -320,7 +324,7 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     let started = std::time::Instant::now();
     let mut resume = false;
     while !run.join("manifest.json").exists() {
-        let mut cmd = common::strata();
+        let mut cmd = crate::common::strata();
         if resume {
             cmd.args(["pretrain", "--resume", run_s, "-q"]);
         } else {
@@ -362,7 +366,7 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     );
     assert_eq!(bytes(&run, "model.safetensors"), bytes(&whole, "model.safetensors"));
     assert_eq!(figures(&run), figures(&whole));
-    assert!(common::partials(tmp.path()).is_empty());
+    assert!(crate::common::partials(tmp.path()).is_empty());
 }
 
 /// A real Ctrl-C (SIGINT) to a running `strata pretrain`: it finishes its step, writes a
@@ -372,7 +376,7 @@ fn ctrl_c_checkpoints_and_exits_130() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("d"), 256, 10);
     let run = tmp.path().join("run");
-    let child = common::strata()
+    let child = crate::common::strata()
         .args(["pretrain", "--data", d.to_str().unwrap(), "--epochs", "12", "--batch", "32"])
         .args(["--checkpoint-every", "1000", "--out", run.to_str().unwrap(), "-q"])
         .stdout(std::process::Stdio::null())
@@ -390,5 +394,5 @@ fn ctrl_c_checkpoints_and_exits_130() {
     let status: serde_json::Value = serde_json::from_str(&ok(&["inspect", run.to_str().unwrap(), "--json"])).unwrap();
     assert_eq!(status["status"], "resumable", "{status}");
     ok(&["pretrain", "--resume", run.to_str().unwrap(), "-q"]);
-    assert_eq!(common::manifest(&run)["metrics"]["steps"], 12 * 8);
+    assert_eq!(crate::common::manifest(&run)["metrics"]["steps"], 12 * 8);
 }

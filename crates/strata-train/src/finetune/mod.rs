@@ -2,6 +2,13 @@
 //! frozen while the head learns, then the top reused blocks unfrozen at a reduced rate
 //! (all at once or one more at a time, each block lower down at a further reduced rate).
 
+mod cache;
+pub mod config;
+pub mod phases;
+
+pub use config::FinetuneConfig;
+pub use phases::{Phase, apply_freeze, lr_schedule, plan};
+
 use crate::batch::Batcher;
 use crate::checkpoint::{
     Checkpoint, MODEL_PART, OPTIM_PART, Parts, load_module, load_optimizer, module_bytes, name_nonfinite,
@@ -10,20 +17,18 @@ use crate::checkpoint::{
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
-use crate::optim::OptimSettings;
+use crate::manifest::PhaseRecord;
 use crate::progress::{Event, Observer};
 use crate::recorder::Recorder;
-use crate::step::{BatchSchedule, SchedulePosition, checked_loss, cross_entropy, step_rng, validate_optim};
-use burn::module::{Module, ParamGroup};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use crate::step::{BatchSchedule, SchedulePosition, checked_loss, cross_entropy, step_rng};
+use burn::module::Module;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
-use burn::tensor::{Int, Tensor, TensorData};
+use cache::FrozenCache;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use strata_data::{Dataset, Normalization, augment};
-use strata_nn::block::forward_stack;
-use strata_nn::{Block, Classifier, Features, HeadSpec, InputShape, try_seeded, weights};
+use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded, weights};
 
 /// Where the backbone blocks come from.
 pub enum Init {
@@ -32,115 +37,6 @@ pub enum Init {
     /// the parent's lower blocks, already loaded, lowest first: as many as
     /// [`BackbonePlan::parent_blocks`] (replaced ones are loaded too, then re-initialised)
     Pretrained(Vec<Block>),
-}
-
-/// Settings of a fine-tuning (or from-scratch) run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FinetuneConfig {
-    /// the classifier's backbone blocks and where each comes from
-    pub backbone: BackbonePlan,
-    /// the new head
-    pub head: HeadSpec,
-    /// images per optimiser step
-    pub batch: usize,
-    /// learning rate of the head, of new blocks (and of every layer from scratch)
-    pub lr: f64,
-    /// seed of head initialisation, data order and augmentation
-    pub seed: u64,
-    /// optimiser steps with all reused blocks frozen
-    pub frozen_steps: usize,
-    /// optimiser steps after the top reused blocks are unfrozen
-    pub unfreeze_steps: usize,
-    /// how many top reused blocks to unfreeze after the frozen phase
-    pub unfreeze_top: usize,
-    /// gradual unfreezing: one more block every this many steps (None: all at once)
-    pub unfreeze_every: Option<usize>,
-    /// learning-rate multiplier of the topmost unfrozen reused block (0.1 = 10x lower than the head)
-    pub lr_mult: f64,
-    /// further multiplier per block below it (discriminative rates; 1 = same rate for all)
-    pub lr_decay: f64,
-    /// update rule and weight decay
-    pub optim: OptimSettings,
-    /// random translation of labeled images by up to this many pixels (0 = off)
-    pub augment_shift: usize,
-    /// compute the outputs of the frozen lowest blocks once per phase instead of every step
-    /// (only without augmentation; the weights equal the uncached run's bit for bit on the CPU)
-    #[serde(default = "yes")]
-    pub cache_frozen: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl FinetuneConfig {
-    /// Checks ranges and gives an error naming the flag.
-    pub fn validate(&self) -> Result<()> {
-        validate_optim(self.batch, self.lr)?;
-        self.optim.validate()?;
-        if !(self.lr_mult.is_finite() && self.lr_mult > 0.0 && self.lr_mult <= 1.0) {
-            return Err(TrainError::config("--lr-mult", self.lr_mult, "use a multiplier in (0, 1], e.g. 0.1"));
-        }
-        if !(self.lr_decay.is_finite() && self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
-            return Err(TrainError::config(
-                "--lr-decay",
-                self.lr_decay,
-                "use a multiplier per block in (0, 1], e.g. 0.5 (1 = the same rate for every unfrozen block)",
-            ));
-        }
-        let reused = self.backbone.reused().len();
-        if self.unfreeze_top > reused {
-            return Err(TrainError::config(
-                "--unfreeze-top",
-                self.unfreeze_top,
-                &format!("at most the {reused} reused block(s) can be unfrozen"),
-            ));
-        }
-        if self.frozen_steps + self.unfreeze_steps == 0 {
-            return Err(TrainError::config("--steps", 0, "train for at least one step"));
-        }
-        if let Some(every) = self.unfreeze_every {
-            let stages = self.unfreeze_top.max(1) - 1;
-            if every == 0 || every.saturating_mul(stages) >= self.unfreeze_steps.max(1) {
-                return Err(TrainError::config(
-                    "--unfreeze-every",
-                    every,
-                    &format!(
-                        "unfreezing {} block(s) one every {every} steps needs more than {} --unfreeze-steps (got {}); \
-                         lower --unfreeze-every or raise --unfreeze-steps",
-                        self.unfreeze_top,
-                        every.saturating_mul(stages),
-                        self.unfreeze_steps
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// What happened in one phase (recorded in the manifest).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PhaseRecord {
-    /// `frozen`, `unfrozen` (`unfrozen-N` when unfreezing gradually) or `scratch`
-    pub name: String,
-    /// optimiser steps taken
-    pub steps: usize,
-    /// indices of backbone blocks that were trainable
-    pub trainable_blocks: Vec<usize>,
-    /// learning rate of the topmost trainable reused block (None: all reused blocks frozen)
-    pub backbone_lr: Option<f64>,
-    /// learning rate of each backbone block (None: frozen)
-    #[serde(default)]
-    pub block_lr: Vec<Option<f64>>,
-    /// learning rate of the head
-    pub head_lr: f64,
-    /// mean loss over the phase's last logging window
-    pub final_loss: f32,
-    /// accuracy on the evaluation set at the end of the phase, when one was given
-    pub eval_accuracy: Option<f64>,
-    /// wall-clock seconds
-    pub seconds: f64,
 }
 
 /// The trained classifier and its phase history.
@@ -153,88 +49,10 @@ pub struct FinetuneOutcome {
     pub evaluation: Option<Evaluation>,
 }
 
-/// One phase of the schedule: how long, and the learning rate of each backbone block.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Phase {
-    /// name in logs and the manifest
-    pub name: String,
-    /// optimiser steps
-    pub steps: usize,
-    /// learning rate of each backbone block; None = frozen
-    pub block_lr: Vec<Option<f64>>,
-}
-
-impl Phase {
-    /// Indices of the trainable backbone blocks.
-    pub fn trainable(&self) -> Vec<usize> {
-        (0..self.block_lr.len()).filter(|&i| self.block_lr[i].is_some()).collect()
-    }
-}
-
-/// The phases of `cfg`: frozen, then the top reused blocks unfrozen (at once, or one more
-/// every `unfreeze_every` steps), each unfrozen block at `lr × lr_mult × lr_decay^depth`
-/// where depth counts blocks down from the topmost reused one. New blocks always train at `lr`.
-pub fn plan(cfg: &FinetuneConfig) -> Vec<Phase> {
-    let n = cfg.backbone.origins.len();
-    if cfg.backbone.is_scratch() {
-        return vec![Phase {
-            name: "scratch".into(),
-            steps: cfg.frozen_steps + cfg.unfreeze_steps,
-            block_lr: vec![Some(cfg.lr); n],
-        }];
-    }
-    let reused = cfg.backbone.reused();
-    let base: Vec<Option<f64>> = (0..n).map(|i| (!reused.contains(&i)).then_some(cfg.lr)).collect();
-    let unfrozen = |count: usize| -> Vec<Option<f64>> {
-        let mut lrs = base.clone();
-        for (depth, &i) in reused.iter().rev().take(count).enumerate() {
-            lrs[i] = Some(cfg.lr * cfg.lr_mult * cfg.lr_decay.powi(depth as i32));
-        }
-        lrs
-    };
-    let mut phases = vec![Phase { name: "frozen".into(), steps: cfg.frozen_steps, block_lr: base.clone() }];
-    let top = cfg.unfreeze_top.min(reused.len());
-    match cfg.unfreeze_every {
-        Some(every) if top > 1 => {
-            for count in 1..=top {
-                let steps = if count < top { every } else { cfg.unfreeze_steps.saturating_sub(every * (top - 1)) };
-                phases.push(Phase { name: format!("unfrozen-{count}"), steps, block_lr: unfrozen(count) });
-            }
-        }
-        _ => phases.push(Phase { name: "unfrozen".into(), steps: cfg.unfreeze_steps, block_lr: unfrozen(top) }),
-    }
-    phases.into_iter().filter(|p| p.steps > 0).collect()
-}
-
-/// The per-group learning rates of `phase`: the head's as the base, one group per trainable
-/// backbone block with its own rate.
-pub fn lr_schedule(model: &Classifier, phase: &Phase, head_lr: f64) -> ModuleLrScheduler {
-    let mut policy = ModuleLrScheduler::new(head_lr);
-    for (i, lr) in phase.block_lr.iter().enumerate() {
-        if let (Some(lr), Some(block)) = (lr, model.backbone.get(i)) {
-            let ids = weights::param_ids(block).into_values().collect();
-            policy = policy.with_group(ParamGroup::from_ids(ids), *lr);
-        }
-    }
-    policy
-}
-
-/// Freezes the blocks `phase` leaves frozen (which also switches their batch norm to running
-/// statistics, left untouched) and unfreezes the others.
-pub fn apply_freeze(model: Classifier, phase: &Phase) -> Classifier {
-    let Classifier { backbone, head } = model;
-    let backbone = backbone
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| if phase.block_lr.get(i).copied().flatten().is_some() { b.unfreeze() } else { b.freeze() })
-        .collect();
-    Classifier { backbone, head }
-}
-
-fn build_model(init: Init, cfg: &FinetuneConfig, input: InputShape, device: &Device) -> Result<Classifier> {
-    let plan = &cfg.backbone;
+fn build_model(init: Init, job: &FinetuneJob, input: InputShape, device: &Device) -> Result<Classifier> {
+    let (plan, head, seed) = (job.backbone, job.head, job.cfg.seed);
     match init {
-        Init::Scratch => Ok(try_seeded(device, cfg.seed, || Classifier::new(&plan.arch, &cfg.head, input, device))?),
+        Init::Scratch => Ok(try_seeded(device, seed, || Classifier::new(&plan.arch, head, input, device))?),
         Init::Pretrained(blocks) => {
             if blocks.len() != plan.parent_blocks() {
                 return Err(TrainError::config(
@@ -252,78 +70,7 @@ fn build_model(init: Init, cfg: &FinetuneConfig, input: InputShape, device: &Dev
                     Origin::Replaced { .. } | Origin::Added | Origin::Fresh => None,
                 })
                 .collect();
-            Ok(try_seeded(device, cfg.seed, || Classifier::assemble(&plan.arch, parts, &cfg.head, input, device))?)
-        }
-    }
-}
-
-/// The outputs of the frozen lowest blocks for every training row. While those blocks are
-/// frozen (batch norm on running statistics) and the images are not augmented, an image's
-/// features cannot change, so it goes through them once per phase instead of once per step:
-/// what PyTorch users get only by writing it themselves.
-struct FrozenCache {
-    /// how many lowest blocks the features have been through
-    depth: usize,
-    /// features of the rows, in `rows` order, on the plain (non-autodiff) device
-    features: Features,
-    /// dataset row → position in `features`
-    position: std::collections::HashMap<usize, usize>,
-}
-
-/// Largest cache built, in bytes: beyond it the frozen blocks are recomputed every step.
-const CACHE_LIMIT: usize = 2 << 30;
-
-impl FrozenCache {
-    /// The cache for `phase`, if it has frozen lowest blocks and caching applies.
-    fn build(
-        cfg: &FinetuneConfig,
-        phase: &Phase,
-        model: &Classifier,
-        batcher: &Batcher,
-        rows: &[usize],
-        device: &Device,
-    ) -> Option<Self> {
-        let depth = phase.block_lr.iter().take_while(|lr| lr.is_none()).count();
-        if !cfg.cache_frozen || cfg.augment_shift > 0 || depth == 0 {
-            return None;
-        }
-        let shape = cfg.backbone.arch.shapes(batcher.input_shape()).ok()?.get(depth - 1).copied()?;
-        if shape.numel().saturating_mul(rows.len()).saturating_mul(4) > CACHE_LIMIT {
-            return None;
-        }
-        let plain = model.clone().valid();
-        let lower = &plain.backbone[..depth];
-        let chunks: Vec<Features> =
-            rows.chunks(256).map(|chunk| forward_stack(lower, Features::Map(batcher.inputs(chunk, device)))).collect();
-        let features = match chunks.first()? {
-            Features::Map(_) => Features::Map(Tensor::cat(chunks.into_iter().map(map_of).collect(), 0)),
-            Features::Flat(_) => Features::Flat(Tensor::cat(chunks.into_iter().map(Features::flat).collect(), 0)),
-        };
-        let position = rows.iter().enumerate().map(|(p, &r)| (r, p)).collect();
-        Some(Self { depth, features, position })
-    }
-
-    /// The cached features of dataset rows `idx`, on the autodiff device.
-    fn batch(&self, idx: &[usize]) -> Features {
-        let pos: Vec<i64> = idx.iter().map(|r| self.position[r] as i64).collect();
-        let device = match &self.features {
-            Features::Map(t) => t.device(),
-            Features::Flat(t) => t.device(),
-        };
-        let pos = Tensor::<1, Int>::from_data(TensorData::new(pos, [idx.len()]), &device);
-        match &self.features {
-            Features::Map(t) => Features::Map(Tensor::from_inner(t.clone().select(0, pos))),
-            Features::Flat(t) => Features::Flat(Tensor::from_inner(t.clone().select(0, pos))),
-        }
-    }
-}
-
-fn map_of(f: Features) -> Tensor<4> {
-    match f {
-        Features::Map(t) => t,
-        Features::Flat(t) => {
-            let [b, n] = t.dims();
-            t.reshape([b, n, 1, 1])
+            Ok(try_seeded(device, seed, || Classifier::assemble(&plan.arch, parts, head, input, device))?)
         }
     }
 }
@@ -367,36 +114,52 @@ fn checkpoint(
     rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
 }
 
-/// Trains a classifier on rows `rows` of `train`; labeled `eval` data is scored after each phase.
+/// What stage two trains: the settings, the classifier they resolved to, and the data.
+#[derive(Clone, Copy)]
+pub struct FinetuneJob<'a> {
+    /// the stage-two settings
+    pub cfg: &'a FinetuneConfig,
+    /// the classifier's backbone blocks and where each comes from
+    pub backbone: &'a BackbonePlan,
+    /// the new head
+    pub head: &'a HeadSpec,
+    /// the labeled training data
+    pub train: &'a Dataset,
+    /// the rows of `train` to train on (the label subset)
+    pub rows: &'a [usize],
+    /// input normalisation (the parent's when blocks are reused)
+    pub norm: &'a Normalization,
+    /// compute device (without autodiff)
+    pub device: &'a Device,
+    /// labeled data scored after each phase
+    pub eval: Option<&'a Dataset>,
+}
+
+/// Trains the classifier of `job` from `init`; `job.eval` is scored after each phase.
 /// Checkpoints go to `rec` as its policy says (by default every `max(epoch, 100)` steps and at
 /// every phase end); a checkpoint it hands back is continued from, across phase changes.
-#[allow(clippy::too_many_arguments)]
 pub fn finetune(
     init: Init,
-    cfg: &FinetuneConfig,
-    train: &Dataset,
-    rows: &[usize],
-    norm: &Normalization,
-    device: &Device,
-    eval: Option<&Dataset>,
+    job: &FinetuneJob,
     observer: &mut dyn Observer,
     rec: &mut dyn Recorder,
 ) -> Result<FinetuneOutcome> {
-    cfg.validate()?;
+    let FinetuneJob { cfg, backbone, train, rows, norm, device, eval, .. } = *job;
+    cfg.validate_for(backbone.reused().len())?;
     train.require_labels()?;
     let ad = device.clone().autodiff();
     let input = Batcher::new(train, norm).input_shape();
     // loaded blocks live on a plain device; train() puts every parameter under autodiff
-    let mut model = build_model(init, cfg, input, &ad)?.train();
+    let mut model = build_model(init, job, input, &ad)?.train();
     let batcher = Batcher::new(train, norm);
     let shape = train.shape;
     let mut schedule = BatchSchedule::new(rows.to_vec(), cfg.batch, cfg.seed);
     let log_every = schedule.steps_per_epoch().max(20);
     let policy = rec.policy();
     let every = policy.map(|p| p.every_steps.unwrap_or(schedule.steps_per_epoch().max(100)).max(1));
-    let mut optim = cfg.optim.build();
+    let mut optim = cfg.optim().build();
     let mut evaluation = None;
-    let phases = plan(cfg);
+    let phases = plan(cfg, backbone);
     let mut st = LoopState {
         phase: 0,
         in_phase: 0,
@@ -418,7 +181,7 @@ pub fn finetune(
         optim = load_optimizer(optim, part(&ck.parts, OPTIM_PART)?, OPTIM_PART)?;
     }
 
-    let reused = cfg.backbone.reused();
+    let reused = backbone.reused();
     while st.phase < phases.len() {
         let phase = &phases[st.phase];
         model = apply_freeze(model, phase);
@@ -428,7 +191,7 @@ pub fn finetune(
         let name = phase.name.as_str();
         observer.event(Event::PhaseStart { phase: name.into(), steps: phase.steps });
         let t0 = Instant::now();
-        let cache = FrozenCache::build(cfg, phase, &model, &batcher, rows, device);
+        let cache = FrozenCache::build(cfg, backbone, phase, &model, &batcher, rows, device);
         let elapsed = |st: &LoopState| st.phase_seconds + t0.elapsed().as_secs_f64();
         while st.in_phase < phase.steps {
             let idx = schedule.next_batch();
@@ -524,7 +287,6 @@ pub fn finetune(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::layout::Surgery;
     use crate::progress::Silent;
     use burn::optim::SgdConfig;
     use burn::tensor::Tensor;
@@ -561,24 +323,17 @@ mod tests {
         seeded(device, 3, || build_stack(&arch.blocks, FeatureShape::Map(1, 8, 8), device))
     }
 
-    fn config(surgery: &Surgery) -> FinetuneConfig {
-        let plan = BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), surgery, INPUT).unwrap();
-        FinetuneConfig {
-            backbone: plan,
-            head: HeadSpec::new(vec![], 2).unwrap(),
-            batch: 8,
-            lr: 1e-2,
-            seed: 1,
-            frozen_steps: 4,
-            unfreeze_steps: 4,
-            unfreeze_top: 1,
-            unfreeze_every: None,
-            lr_mult: 0.1,
-            lr_decay: 1.0,
-            optim: OptimSettings::default(),
-            augment_shift: 0,
-            cache_frozen: true,
-        }
+    /// Small settings: 4 frozen + 4 unfrozen steps of 8 images.
+    fn config() -> FinetuneConfig {
+        FinetuneConfig { batch: 8, lr: 1e-2, seed: 1, frozen_steps: 4, unfreeze_steps: 4, ..Default::default() }
+    }
+
+    fn backbone(cfg: &FinetuneConfig) -> BackbonePlan {
+        BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), &cfg.surgery(), INPUT).unwrap()
+    }
+
+    fn head() -> HeadSpec {
+        HeadSpec::new(vec![], 2).unwrap()
     }
 
     fn run(cfg: &FinetuneConfig, blocks: Vec<Block>) -> FinetuneOutcome {
@@ -586,29 +341,29 @@ mod tests {
         let norm = Normalization::fit(&data);
         let rows: Vec<usize> = (0..data.len()).collect();
         let device = Device::default();
-        finetune(
-            Init::Pretrained(blocks),
+        let (backbone, head) = (backbone(cfg), head());
+        let job = FinetuneJob {
             cfg,
-            &data,
-            &rows,
-            &norm,
-            &device,
-            None,
-            &mut Silent,
-            &mut crate::recorder::Discard,
-        )
-        .unwrap()
+            backbone: &backbone,
+            head: &head,
+            train: &data,
+            rows: &rows,
+            norm: &norm,
+            device: &device,
+            eval: None,
+        };
+        finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut crate::recorder::Discard).unwrap()
     }
 
     #[test]
     fn cached_frozen_features_give_the_same_weights_bit_for_bit() {
         // batch-norm blocks frozen on running statistics, a frozen prefix of 2 then 1 block
         let device = Device::default();
-        let mut cfg = config(&Surgery { add_hidden: ArchSpec::parse("dense4").unwrap().blocks, ..Default::default() });
+        let mut cfg = FinetuneConfig { add_hidden: Some(ArchSpec::parse("dense4").unwrap()), ..config() };
         cfg.unfreeze_top = 2;
         cfg.unfreeze_every = Some(2);
         let cached = run(&cfg, parent_blocks(&device));
-        cfg.cache_frozen = false;
+        cfg.no_feature_cache = true;
         let plain = run(&cfg, parent_blocks(&device));
         assert_eq!(weights::to_bytes(&cached.model).unwrap(), weights::to_bytes(&plain.model).unwrap());
         assert_eq!(
@@ -617,9 +372,11 @@ mod tests {
         );
         // with augmentation the cache does not apply: each step shifts the images anew
         cfg.augment_shift = 1;
-        let shifted = plan(&cfg).into_iter().all(|phase| {
+        let plan_of = backbone(&cfg);
+        let shifted = plan(&cfg, &plan_of).into_iter().all(|phase| {
             FrozenCache::build(
                 &cfg,
+                &plan_of,
                 &phase,
                 &cached.model,
                 &Batcher::new(&toy_data(), &Normalization::fit(&toy_data())),
@@ -633,12 +390,12 @@ mod tests {
 
     #[test]
     fn gradual_unfreezing_with_discriminative_rates() {
-        let mut cfg = config(&Surgery { add_hidden: ArchSpec::parse("dense4").unwrap().blocks, ..Default::default() });
+        let mut cfg = FinetuneConfig { add_hidden: Some(ArchSpec::parse("dense4").unwrap()), ..config() };
         cfg.unfreeze_top = 3;
         cfg.unfreeze_every = Some(1);
         cfg.lr_decay = 0.5;
-        cfg.validate().unwrap();
-        let phases = plan(&cfg);
+        cfg.validate_for(3).unwrap();
+        let phases = plan(&cfg, &backbone(&cfg));
         let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["frozen", "unfrozen-1", "unfrozen-2", "unfrozen-3"]);
         assert_eq!(phases.iter().map(|p| p.steps).collect::<Vec<_>>(), [4, 1, 1, 2]);
@@ -648,18 +405,30 @@ mod tests {
         assert_eq!(phases[1].block_lr, [None, None, Some(top), Some(lr)]);
         assert_eq!(phases[3].block_lr, [Some(top * 0.25), Some(top * 0.5), Some(top), Some(lr)]);
         cfg.unfreeze_every = Some(2);
-        let e = cfg.validate().unwrap_err().to_string();
+        let e = cfg.validate_for(3).unwrap_err().to_string();
         assert!(e.contains("--unfreeze-every"), "{e}");
     }
 
     #[test]
     fn reused_update_is_lr_mult_times_the_head_update_under_sgd() {
         let device = Device::default().autodiff();
-        let mut cfg = config(&Surgery::default());
-        cfg.lr_mult = 0.25;
-        let phases = plan(&cfg);
+        let cfg = FinetuneConfig { lr_mult: 0.25, ..config() };
+        let plan_of = backbone(&cfg);
+        let phases = plan(&cfg, &plan_of);
         let unfrozen = &phases[1];
-        let model = build_model(Init::Pretrained(parent_blocks(&device)), &cfg, INPUT, &device).unwrap().train();
+        let (rows, data, head) = ([0usize], toy_data(), head());
+        let norm = Normalization::fit(&data);
+        let job = FinetuneJob {
+            cfg: &cfg,
+            backbone: &plan_of,
+            head: &head,
+            train: &data,
+            rows: &rows,
+            norm: &norm,
+            device: &device,
+            eval: None,
+        };
+        let model = build_model(Init::Pretrained(parent_blocks(&device)), &job, INPUT, &device).unwrap().train();
         let model = apply_freeze(model, unfrozen);
         let weight = |m: &Classifier, head: bool| {
             let block = if head { &m.head[0] } else { &m.backbone[2] };
@@ -685,14 +454,13 @@ mod tests {
     fn replaced_and_added_blocks_train_from_the_start() {
         let device = Device::default();
         let blocks = parent_blocks(&device);
-        let surgery = Surgery {
+        let cfg = FinetuneConfig {
             drop_top: 1,
             replace_top: 1,
-            add_hidden: ArchSpec::parse("dense6").unwrap().blocks,
-            ..Default::default()
+            add_hidden: Some(ArchSpec::parse("dense6").unwrap()),
+            unfreeze_steps: 0,
+            ..config()
         };
-        let mut cfg = config(&surgery);
-        cfg.unfreeze_steps = 0;
         let kept = blocks[..2].to_vec();
         let out = run(&cfg, kept.clone());
         assert_eq!(out.model.backbone.len(), 3);
@@ -711,8 +479,7 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_bytes() {
         let device = Device::default();
-        let mut cfg = config(&Surgery { replace_top: 1, ..Default::default() });
-        cfg.unfreeze_top = 1;
+        let cfg = FinetuneConfig { replace_top: 1, unfreeze_top: 1, ..config() };
         let a = run(&cfg, parent_blocks(&device));
         let b = run(&cfg, parent_blocks(&device));
         assert_eq!(weights::to_bytes(&a.model).unwrap(), weights::to_bytes(&b.model).unwrap());

@@ -5,8 +5,7 @@
 //! fresh directory and once over a complete earlier run with `--force`, whose files must
 //! stay byte for byte the same).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,8 +2,7 @@
 //! outputs, export → import is bit-exact, every mismatch is named; and `strata train` makes
 //! a source network for task B.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use strata_nn::interop::{RawTensor, TensorMap, Values, read_safetensors};
 

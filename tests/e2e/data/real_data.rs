@@ -1,8 +1,6 @@
 //! Every reader on real MNIST pixels: IDX (gzipped and raw), PNG and JPEG folders, CIFAR.
 
-mod common;
-
-use common::*;
+use super::common::*;
 use strata_data::*;
 
 #[test]

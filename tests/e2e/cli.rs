@@ -1,8 +1,7 @@
 //! End to end: pretrain → finetune → evaluate → inspect on tiny real data, determinism,
 //! and the scratch baseline.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn pretrain_finetune_evaluate_inspect() {

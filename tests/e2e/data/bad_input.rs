@@ -1,11 +1,9 @@
 //! Bad data gives an error that names the file and says what is wrong.
 
-mod common;
-
 use std::path::Path;
 use std::time::Instant;
 
-use common::*;
+use super::common::*;
 use strata_data::*;
 
 fn load_path(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
