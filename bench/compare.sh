@@ -46,7 +46,7 @@ fi
 PY="$VENV/bin/python"
 "$PY" -c 'import torch' || { echo "compare.sh: $VENV has no torch" >&2; exit 1; }
 
-cargo build --release -p strata >&2
+cargo build --release -p strata --features bench >&2
 STRATA=target/release/strata
 mkdir -p "$(dirname "$OUT")"
 : > "$OUT"

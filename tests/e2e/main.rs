@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod common;
 mod data;
+mod defaults;
 mod integrity;
 mod interop;
 mod methods;

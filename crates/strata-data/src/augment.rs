@@ -71,9 +71,7 @@ pub fn gaussian<R: Rng + ?Sized>(pixels: &mut [u8], sigma: f64, rng: &mut R) {
         return;
     }
     for px in pixels.iter_mut() {
-        // Box-Muller from two uniforms, so only rand's core generator is needed
-        let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
-        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        let z: f64 = rng.sample(rand_distr::StandardNormal);
         *px = (f64::from(*px) + z * sigma * 255.0).round().clamp(0.0, 255.0) as u8;
     }
 }

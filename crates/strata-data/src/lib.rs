@@ -19,7 +19,7 @@ pub mod split;
 pub mod subset;
 
 pub use augment::{gaussian, mask, random_shift, rotate90, shift};
-pub use batch::{BatchPlan, epoch_order};
+pub use batch::epoch_order;
 pub use classes::parse_classes;
 pub use dataset::{Dataset, ImageShape};
 pub use error::{DataError, Result};

@@ -15,6 +15,7 @@ pub mod optim;
 pub mod probe;
 pub mod progress;
 pub mod recorder;
+#[cfg(feature = "replicas")]
 pub mod replicas;
 pub mod reuse;
 pub mod run_dir;

@@ -22,16 +22,11 @@ pub fn step_rng(seed: u64, salt: u64, step: u64) -> rand_chacha::ChaCha8Rng {
     rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ salt ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// `len` draws from a standard normal distribution (Box-Muller), from a seeded generator so
-/// the noise of a step is reproducible.
+/// `len` draws from a standard normal distribution, from a seeded generator so the noise of
+/// a step is reproducible.
 pub fn standard_normal(len: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
     use rand::Rng;
-    (0..len)
-        .map(|_| {
-            let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
-        .collect()
+    (0..len).map(|_| rng.sample(rand_distr::StandardNormal)).collect()
 }
 
 /// Checks the optimiser settings every training loop shares, naming the flag.

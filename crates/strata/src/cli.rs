@@ -41,6 +41,7 @@ pub enum Command {
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
     Demo(commands::demo::Args),
     /// Train-step and inference throughput (images/s), one JSON line per figure.
+    #[cfg(feature = "bench")]
     Bench(commands::bench::Args),
 }
 
@@ -59,6 +60,7 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Export(a) => commands::export::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(a),
     }
 }

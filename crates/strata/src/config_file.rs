@@ -168,7 +168,7 @@ fn key_hint(sub: &clap::Command, long: &str, command: &str) -> String {
         .get_arguments()
         .filter(|a| !is_meta(a))
         .filter_map(|a| a.get_long())
-        .map(|l| (edit_distance(l, long), l))
+        .map(|l| (strsim::levenshtein(l, long), l))
         .min();
     match closest {
         Some((d, l)) if d <= 2 || l.contains(long) || long.contains(l) => {
@@ -185,20 +185,6 @@ fn example(arg: &clap::Arg) -> String {
         Some(v) => format!("{v:?}"),
         None => format!("\"{}\"", arg.get_value_names().and_then(|n| n.first()).map_or("...", |n| n.as_str())),
     }
-}
-
-/// Levenshtein distance, for "did you mean".
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -147,15 +147,37 @@ fn enter(dir: &Path, ancestors: &[PathBuf]) -> Result<PathBuf> {
     Ok(real)
 }
 
-/// Every image under `dir`, at any depth.
-fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, out: &mut Vec<PathBuf>) -> Result<()> {
-    ancestors.push(enter(dir, ancestors)?);
-    let (files, dirs) = list(dir)?;
-    out.extend(files);
-    for d in dirs {
-        walk(&d, ancestors, out)?;
+/// Every image under `dir`, at any depth, where `dir` is `depth` folders below the root: the
+/// same rules as [`list`] (hidden entries skipped, links followed, a loop refused, an
+/// image-named link that cannot be followed an error, pipes and devices ignored), walked by
+/// walkdir, which also finds links that lead back to a folder above them.
+fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<()> {
+    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name();
+    for entry in walker.into_iter().filter_entry(|e| e.depth() == 0 || !is_hidden(e.path())) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let path = e.path().map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
+                if let Some(target) = e.loop_ancestor() {
+                    return Err(DataError::SymlinkLoop { path, target: target.to_path_buf() });
+                }
+                let link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+                match (link, is_image_path(&path)) {
+                    (true, true) => return Err(DataError::BrokenLink { path, reason: e.to_string() }),
+                    // a link with another name that leads nowhere is ignored like any non-image
+                    (true, false) => continue,
+                    _ => return Err(DataError::io(&path, e.into())),
+                }
+            }
+        };
+        let ft = entry.file_type();
+        if ft.is_dir() && depth + entry.depth() >= MAX_DEPTH {
+            return Err(DataError::TooDeep { path: entry.into_path(), max: MAX_DEPTH });
+        }
+        if ft.is_file() && is_image_path(entry.path()) {
+            out.push(entry.into_path());
+        }
     }
-    ancestors.pop();
     Ok(())
 }
 
@@ -182,7 +204,7 @@ fn scan(root: &Path) -> Result<Layout> {
         ancestors.push(enter(d, &ancestors)?);
         let (files, subdirs) = list(d)?;
         for s in subdirs {
-            walk(&s, &mut ancestors, &mut nested)?;
+            walk(&s, ancestors.len(), &mut nested)?;
         }
         ancestors.pop();
         let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

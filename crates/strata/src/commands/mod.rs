@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod demo;
 pub mod evaluate;
