@@ -4,6 +4,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod device;
+pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod files;

@@ -11,22 +11,22 @@ pub use phases::{Phase, apply_freeze, lr_schedule, plan};
 
 use crate::batch::Batcher;
 use crate::checkpoint::{
-    Checkpoint, MODEL_PART, OPTIM_PART, Parts, load_module, load_optimizer, module_bytes, name_nonfinite,
-    optimizer_bytes, part, refuse_nonfinite,
+    MODEL_PART, OPTIM_PART, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part,
 };
+use crate::engine::{self, Figures, Objective, PhasePlan, Plan, Window};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
 use crate::manifest::PhaseRecord;
-use crate::progress::{Event, Observer};
+use crate::progress::Observer;
 use crate::recorder::Recorder;
-use crate::step::{BatchSchedule, SchedulePosition, checked_loss, cross_entropy, step_rng};
+use crate::step::{checked_loss, cross_entropy, step_rng};
 use burn::module::Module;
+use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use cache::FrozenCache;
-use serde::{Deserialize, Serialize};
-use std::time::Instant;
+use std::collections::BTreeMap;
 use strata_data::{Dataset, Normalization, augment};
 use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded, weights};
 
@@ -75,45 +75,6 @@ fn build_model(init: Init, job: &FinetuneJob, input: InputShape, device: &Device
     }
 }
 
-/// Where the phased loop stands, saved in each checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LoopState {
-    /// index of the current phase in [`plan`]
-    phase: usize,
-    /// steps taken in it
-    in_phase: usize,
-    /// steps taken in all phases
-    step: usize,
-    schedule: SchedulePosition,
-    /// running loss sum of the current logging window, and the rows it covers
-    sum: f64,
-    count: usize,
-    /// mean loss of the last logging window (None before the first; JSON has no NaN)
-    last_loss: Option<f32>,
-    /// the finished phases
-    records: Vec<PhaseRecord>,
-    /// seconds spent in the current phase before the checkpoint
-    phase_seconds: f64,
-}
-
-/// Writes a checkpoint of the classifier and its optimiser at `st`.
-fn checkpoint(
-    st: &LoopState,
-    name: &str,
-    model: &Classifier,
-    optim: &ModuleOptimizer,
-    rec: &mut dyn Recorder,
-) -> Result<()> {
-    refuse_nonfinite(weights::first_nonfinite(model), name, st.step)?;
-    let mut parts = Parts::new();
-    parts.insert(MODEL_PART.into(), module_bytes(model)?);
-    parts.insert(OPTIM_PART.into(), optimizer_bytes(optim)?);
-    let state =
-        serde_json::to_value(st).map_err(|e| TrainError::BadRun { path: name.into(), reason: e.to_string() })?;
-    let metric = st.last_loss.map(f64::from).filter(|m| m.is_finite());
-    rec.checkpoint(Checkpoint { step: st.step, phase: name.into(), state, parts, metric, metrics_len: 0 })
-}
-
 /// What stage two trains: the settings, the classifier they resolved to, and the data.
 #[derive(Clone, Copy)]
 pub struct FinetuneJob<'a> {
@@ -135,6 +96,141 @@ pub struct FinetuneJob<'a> {
     pub eval: Option<&'a Dataset>,
 }
 
+/// Name of the checkpoint part holding the finished phases' records.
+const RECORDS_PART: &str = "phases.json";
+
+/// Stage two as an engine objective: the classifier, its optimiser, the per-phase freezing,
+/// learning rates and feature cache, and the record of each finished phase.
+struct Tuning<'a> {
+    job: &'a FinetuneJob<'a>,
+    phases: Vec<Phase>,
+    /// index of the phase in progress
+    current: usize,
+    model: Option<Classifier>,
+    optim: ModuleOptimizer,
+    batcher: Batcher<'a>,
+    device: Device,
+    lr_policy: Option<ModuleLrScheduler>,
+    cache: Option<FrozenCache>,
+    /// the rate of the current phase's topmost unfrozen reused block, for logs and the manifest
+    reused_lr: Option<f64>,
+    records: Vec<PhaseRecord>,
+    evaluation: Option<Evaluation>,
+}
+
+impl Tuning<'_> {
+    fn model(&self) -> &Classifier {
+        self.model.as_ref().unwrap_or_else(|| unreachable!("the model is put back after every step"))
+    }
+
+    /// Scores the classifier on the evaluation data, when there is some.
+    fn evaluate(&self) -> Result<Option<Evaluation>> {
+        match self.job.eval {
+            Some(data) => Ok(Some(evaluate(self.model(), data, None, self.job.norm, self.job.device)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Objective for Tuning<'_> {
+    fn begin_phase(&mut self, index: usize, _plan: &PhasePlan) -> Result<()> {
+        self.current = index;
+        let phase = &self.phases[index];
+        let model = apply_freeze(self.model.take().unwrap_or_else(|| unreachable!("the model is always there")), phase);
+        self.lr_policy = Some(lr_schedule(&model, phase, self.job.cfg.lr));
+        let reused = self.job.backbone.reused();
+        self.reused_lr = reused.iter().rev().find_map(|&i| phase.block_lr[i]);
+        let rows = self.job.rows;
+        self.cache =
+            FrozenCache::build(self.job.cfg, self.job.backbone, phase, &model, &self.batcher, rows, self.job.device);
+        self.model = Some(model);
+        Ok(())
+    }
+
+    fn step(&mut self, idx: &[usize], step: usize) -> Result<Figures> {
+        let FinetuneJob { cfg, train, .. } = *self.job;
+        let model = self.model.take().unwrap_or_else(|| unreachable!("the model is put back after every step"));
+        let ad = &self.device;
+        let y = self.batcher.labels(idx, ad);
+        let logits = if let Some(cache) = &self.cache {
+            model.forward_from(cache.depth, cache.batch(idx))
+        } else if cfg.augment_shift > 0 {
+            // one generator per step, so a resumed run shifts its images the same way
+            let mut rng = step_rng(cfg.seed, 0x6175_676d, step as u64);
+            let px: Vec<Vec<u8>> = idx
+                .iter()
+                .map(|&i| augment::random_shift(train.image(i), train.shape, cfg.augment_shift, &mut rng))
+                .collect();
+            model.forward(self.batcher.inputs_from_pixels(&px, ad))
+        } else {
+            model.forward(self.batcher.inputs(idx, ad))
+        };
+        let loss = cross_entropy(logits, y);
+        let value = match checked_loss(&loss, &self.phases[self.current].name, step) {
+            Ok(v) => v,
+            Err(e) => {
+                self.model = Some(model);
+                return Err(e);
+            }
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = self.lr_policy.as_mut().map(|p| p.step()).unwrap_or_else(|| unreachable!("begin_phase sets it"));
+        self.model = Some(self.optim.step(lr, model, grads));
+        Ok(vec![("loss", f64::from(value))])
+    }
+
+    fn end_window(&mut self, window: &Window) -> Result<serde_json::Value> {
+        Ok(serde_json::json!({
+            "epoch": window.epoch, "lr_head": self.job.cfg.lr, "lr_backbone": self.reused_lr,
+        }))
+    }
+
+    fn end_phase(&mut self, index: usize, last: &BTreeMap<String, f64>, seconds: f64) -> Result<Option<String>> {
+        let phase = &self.phases[index];
+        self.evaluation = self.evaluate()?;
+        let eval_accuracy = self.evaluation.as_ref().map(|e| e.accuracy);
+        let last_loss = last.get("loss").map_or(f32::NAN, |&l| l as f32);
+        self.records.push(PhaseRecord {
+            name: phase.name.clone(),
+            steps: phase.steps,
+            backbone_lr: self.reused_lr,
+            trainable_blocks: phase.trainable(),
+            block_lr: phase.block_lr.clone(),
+            head_lr: self.job.cfg.lr,
+            final_loss: last_loss,
+            eval_accuracy,
+            seconds,
+        });
+        Ok(Some(match eval_accuracy {
+            Some(a) => format!("loss {last_loss:.4}, accuracy {:.2}%", 100.0 * a),
+            None => format!("loss {last_loss:.4}"),
+        }))
+    }
+
+    fn save(&self) -> Result<Parts> {
+        let mut parts = Parts::new();
+        parts.insert(MODEL_PART.into(), module_bytes(self.model())?);
+        parts.insert(OPTIM_PART.into(), optimizer_bytes(&self.optim)?);
+        let records = serde_json::to_vec(&self.records)
+            .map_err(|e| TrainError::BadRun { path: RECORDS_PART.into(), reason: e.to_string() })?;
+        parts.insert(RECORDS_PART.into(), records);
+        Ok(parts)
+    }
+
+    fn restore(&mut self, parts: &Parts) -> Result<()> {
+        let model = self.model.take().unwrap_or_else(|| unreachable!("the model is always there"));
+        self.model = Some(load_module(model, part(parts, MODEL_PART)?, MODEL_PART)?);
+        self.optim = load_optimizer(self.optim.clone(), part(parts, OPTIM_PART)?, OPTIM_PART)?;
+        self.records = serde_json::from_slice(part(parts, RECORDS_PART)?)
+            .map_err(|e| TrainError::BadRun { path: RECORDS_PART.into(), reason: format!("checkpoint part: {e}") })?;
+        Ok(())
+    }
+
+    fn first_nonfinite(&self) -> Option<String> {
+        self.model.as_ref().and_then(weights::first_nonfinite)
+    }
+}
+
 /// Trains the classifier of `job` from `init`; `job.eval` is scored after each phase.
 /// Checkpoints go to `rec` as its policy says (by default every `max(epoch, 100)` steps and at
 /// every phase end); a checkpoint it hands back is continued from, across phase changes.
@@ -144,144 +240,47 @@ pub fn finetune(
     observer: &mut dyn Observer,
     rec: &mut dyn Recorder,
 ) -> Result<FinetuneOutcome> {
-    let FinetuneJob { cfg, backbone, train, rows, norm, device, eval, .. } = *job;
+    let FinetuneJob { cfg, backbone, train, rows, norm, device, .. } = *job;
     cfg.validate_for(backbone.reused().len())?;
     train.require_labels()?;
     let ad = device.clone().autodiff();
-    let input = Batcher::new(train, norm).input_shape();
-    // loaded blocks live on a plain device; train() puts every parameter under autodiff
-    let mut model = build_model(init, job, input, &ad)?.train();
     let batcher = Batcher::new(train, norm);
-    let shape = train.shape;
-    let mut schedule = BatchSchedule::new(rows.to_vec(), cfg.batch, cfg.seed);
-    let log_every = schedule.steps_per_epoch().max(20);
-    let policy = rec.policy();
-    let every = policy.map(|p| p.every_steps.unwrap_or(schedule.steps_per_epoch().max(100)).max(1));
-    let mut optim = cfg.optim().build();
-    let mut evaluation = None;
+    // loaded blocks live on a plain device; train() puts every parameter under autodiff
+    let model = build_model(init, job, batcher.input_shape(), &ad)?.train();
     let phases = plan(cfg, backbone);
-    let mut st = LoopState {
-        phase: 0,
-        in_phase: 0,
-        step: 0,
-        schedule: schedule.position(),
-        sum: 0.0,
-        count: 0,
-        last_loss: None,
-        records: Vec::new(),
-        phase_seconds: 0.0,
+    let steps_per_epoch = Plan::steps_per_epoch(rows.len(), cfg.batch);
+    let engine_plan = Plan {
+        phases: phases.iter().map(|p| PhasePlan { name: p.name.clone(), steps: p.steps }).collect(),
+        rows: rows.to_vec(),
+        batch: cfg.batch,
+        seed: cfg.seed,
+        min_batch: 0,
+        window: steps_per_epoch.max(20),
+        checkpoint_every: Some(steps_per_epoch.max(100)),
+        checkpoint_windows: false,
     };
-    if let Some(ck) = rec.take_resume() {
-        st = serde_json::from_value(ck.state).map_err(|e| TrainError::BadRun {
-            path: ck.phase.clone().into(),
-            reason: format!("checkpoint state: {e}"),
-        })?;
-        schedule.seek(st.schedule);
-        model = load_module(model, part(&ck.parts, MODEL_PART)?, MODEL_PART)?;
-        optim = load_optimizer(optim, part(&ck.parts, OPTIM_PART)?, OPTIM_PART)?;
-    }
-
-    let reused = backbone.reused();
-    while st.phase < phases.len() {
-        let phase = &phases[st.phase];
-        model = apply_freeze(model, phase);
-        let mut lr_policy = lr_schedule(&model, phase, cfg.lr);
-        // the rate of the topmost unfrozen reused block, for logs and the manifest
-        let reused_lr = reused.iter().rev().find_map(|&i| phase.block_lr[i]);
-        let name = phase.name.as_str();
-        observer.event(Event::PhaseStart { phase: name.into(), steps: phase.steps });
-        let t0 = Instant::now();
-        let cache = FrozenCache::build(cfg, backbone, phase, &model, &batcher, rows, device);
-        let elapsed = |st: &LoopState| st.phase_seconds + t0.elapsed().as_secs_f64();
-        while st.in_phase < phase.steps {
-            let idx = schedule.next_batch();
-            let y = batcher.labels(&idx, &ad);
-            let logits = if let Some(cache) = &cache {
-                model.forward_from(cache.depth, cache.batch(&idx))
-            } else if cfg.augment_shift > 0 {
-                // one generator per step, so a resumed run shifts its images the same way
-                let mut rng = step_rng(cfg.seed, 0x6175_676d, st.step as u64);
-                let px: Vec<Vec<u8>> = idx
-                    .iter()
-                    .map(|&i| augment::random_shift(train.image(i), shape, cfg.augment_shift, &mut rng))
-                    .collect();
-                model.forward(batcher.inputs_from_pixels(&px, &ad))
-            } else {
-                model.forward(batcher.inputs(&idx, &ad))
-            };
-            let loss = cross_entropy(logits, y);
-            let value =
-                checked_loss(&loss, name, st.step).map_err(|e| name_nonfinite(e, weights::first_nonfinite(&model)))?;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr_policy.step(), model, grads);
-            st.step += 1;
-            st.in_phase += 1;
-            st.schedule = schedule.position();
-            st.sum += f64::from(value) * idx.len() as f64;
-            st.count += idx.len();
-            observer.event(Event::Step { phase: name.into(), step: st.in_phase, loss: value });
-            if st.in_phase.is_multiple_of(log_every) || st.in_phase == phase.steps {
-                let mean = (st.sum / st.count.max(1) as f64) as f32;
-                st.last_loss = Some(mean);
-                rec.log(serde_json::json!({
-                    "phase": name, "step": st.step, "epoch": schedule.epoch(), "loss": mean,
-                    "lr_head": cfg.lr, "lr_backbone": reused_lr,
-                    "seconds": elapsed(&st),
-                }))?;
-                st.sum = 0.0;
-                st.count = 0;
-            }
-            let stop = rec.stop_requested();
-            let due = every.is_some_and(|n| st.step.is_multiple_of(n));
-            if (due || stop) && st.in_phase < phase.steps {
-                let saved = LoopState { phase_seconds: elapsed(&st), ..st.clone() };
-                checkpoint(&saved, name, &model, &optim, rec)?;
-                if stop {
-                    return Err(TrainError::Interrupted { step: st.step });
-                }
-            }
-        }
-        evaluation = match eval {
-            Some(data) => Some(evaluate(&model, data, None, norm, device)?),
-            None => None,
-        };
-        let eval_accuracy = evaluation.as_ref().map(|e| e.accuracy);
-        let last_loss = st.last_loss.unwrap_or(f32::NAN);
-        let summary = match eval_accuracy {
-            Some(a) => format!("loss {last_loss:.4}, accuracy {:.2}%", 100.0 * a),
-            None => format!("loss {last_loss:.4}"),
-        };
-        observer.event(Event::PhaseEnd { phase: name.into(), summary });
-        st.records.push(PhaseRecord {
-            name: phase.name.clone(),
-            steps: phase.steps,
-            backbone_lr: reused_lr,
-            trainable_blocks: phase.trainable(),
-            block_lr: phase.block_lr.clone(),
-            head_lr: cfg.lr,
-            final_loss: last_loss,
-            eval_accuracy,
-            seconds: elapsed(&st),
-        });
-        st.phase += 1;
-        st.in_phase = 0;
-        st.phase_seconds = 0.0;
-        // a checkpoint at every phase change but the last (the run is complete right after it)
-        let stop = rec.stop_requested();
-        if (policy.is_some() || stop) && st.phase < phases.len() {
-            checkpoint(&st, &phases[st.phase].name, &model, &optim, rec)?;
-            if stop {
-                return Err(TrainError::Interrupted { step: st.step });
-            }
-        }
-    }
-    if evaluation.is_none()
-        && let Some(data) = eval
-    {
+    let mut tuning = Tuning {
+        job,
+        phases,
+        current: 0,
+        model: Some(model),
+        optim: cfg.optim().build(),
+        batcher,
+        device: ad,
+        lr_policy: None,
+        cache: None,
+        reused_lr: None,
+        records: Vec::new(),
+        evaluation: None,
+    };
+    engine::run(&engine_plan, &mut tuning, observer, rec)?;
+    let evaluation = match tuning.evaluation.take() {
+        Some(e) => Some(e),
         // resumed after the last phase's evaluation was taken: score again (same weights)
-        evaluation = Some(evaluate(&model, data, None, norm, device)?);
-    }
-    Ok(FinetuneOutcome { model: model.valid(), phases: st.records, evaluation })
+        None => tuning.evaluate()?,
+    };
+    let model = tuning.model.take().unwrap_or_else(|| unreachable!("the model is put back after every step"));
+    Ok(FinetuneOutcome { model: model.valid(), phases: tuning.records, evaluation })
 }
 
 #[cfg(test)]

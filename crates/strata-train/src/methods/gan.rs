@@ -9,6 +9,7 @@ use super::epochs::{Figures, Objective, nonfinite, restore_model, restore_optim,
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::checkpoint::Parts;
+use crate::engine::Window;
 use crate::error::Result;
 use crate::progress::Observer;
 use crate::step::{checked_loss, standard_normal, step_rng};
@@ -17,7 +18,6 @@ use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::{relu, softplus};
 use burn::tensor::{Device, Tensor, TensorData};
-use std::collections::BTreeMap;
 use strata_data::{Dataset, Normalization};
 use strata_nn::block::{build_stack, forward_stack};
 use strata_nn::{Block, Decoder, FeatureShape, Features, try_seeded, weights};
@@ -214,7 +214,8 @@ impl Objective for Adversarial<'_> {
         ])
     }
 
-    fn end_epoch(&mut self, epoch: usize, means: &BTreeMap<String, f64>) -> Result<serde_json::Value> {
+    fn end_window(&mut self, window: &Window) -> Result<serde_json::Value> {
+        let (epoch, means) = (window.index, window.means);
         let Some(model) = &self.model else { unreachable!("the model is put back after every step") };
         let samples = model.valid().generator.forward(self.fixed_noise.clone().inner());
         let pixels = to_pixels(samples);
