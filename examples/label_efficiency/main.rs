@@ -14,8 +14,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_nn::ArchSpec;
+use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_train::progress::Silent;
 use strata_train::{FinetuneConfig, PretrainConfig};
 use strata_viz::{Plot, Series};
@@ -191,7 +191,7 @@ fn main() -> Result<()> {
 
 /// Fingerprint of the unlabeled pool as a pretraining run records it.
 fn fingerprint(spec: &str) -> Result<String> {
-    Ok(strata::context::load_data(spec, "data", false, strata_data::Split::Train)?.unlabeled().fingerprint())
+    Ok(strata_run::context::load_data(spec, "data", false, strata_data::Split::Train)?.unlabeled().fingerprint())
 }
 
 /// The pretraining settings of `method` under the study's seed.

@@ -57,7 +57,7 @@ fn an_imported_pytorch_network_gives_its_outputs() {
     let expected = f32s(&fx["fixture.output"]);
     let device = burn::tensor::Device::default();
     let dir = strata_train::RunDir::open(&run).unwrap();
-    let model = strata::context::load_classifier(&dir, &device).unwrap();
+    let model = strata_run::context::load_classifier(&dir, &device).unwrap();
     let x = burn::tensor::Tensor::<4>::from_data(
         burn::tensor::TensorData::new(f32s(input), [input.shape[0], 1, 6, 6]),
         &device,

@@ -6,9 +6,9 @@
 
 use crate::common::{fails, ok, tiny_mnist};
 use std::path::{Path, PathBuf};
-use strata::control::{RunControl, Stopped};
-use strata::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_nn::ArchSpec;
+use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
+use strata_run::{RunControl, RunError};
 use strata_train::{CheckpointPolicy, Event, FinetuneConfig, Observer, PretrainConfig, StopFlag};
 
 /// Raises the stop flag when the `at`-th optimiser step (counted across phases) finishes:
@@ -86,7 +86,7 @@ fn pretrain_with_stops(req: &PretrainRequest, stops: &[usize], every: Option<usi
         let flag = StopFlag::new();
         let r = PretrainRequest { control: control(every, &flag, resume), ..req.clone() };
         let Err(err) = pipeline::pretrain(&r, &mut StopAt { at, seen: 0, flag }) else { panic!("the run should stop") };
-        assert!(err.downcast_ref::<Stopped>().is_some(), "stopped with the wrong error: {err:#}");
+        assert!(matches!(err, RunError::Stopped { .. }), "stopped with the wrong error: {err}");
         assert!(!req.out.exists(), "a stopped run must not appear complete");
         resume = true;
     }
@@ -198,7 +198,7 @@ fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
         let flag = StopFlag::new();
         let r = FinetuneRequest { control: control(Some(4), &flag, resume), ..cut.clone() };
         let Err(err) = pipeline::finetune(&r, &mut StopAt { at, seen: 0, flag }) else { panic!("the run should stop") };
-        assert!(err.downcast_ref::<Stopped>().is_some(), "{err:#}");
+        assert!(matches!(err, RunError::Stopped { .. }), "{err}");
         resume = true;
     }
     let r = FinetuneRequest { control: control(Some(4), &StopFlag::new(), true), ..cut.clone() };

@@ -5,8 +5,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use strata_run::RunControl;
 use strata_train::run_dir::{JobRecord, Unfinished};
-use strata_train::{CheckpointPolicy, RunWriter, StopFlag, TrainError};
+use strata_train::{CheckpointPolicy, RunWriter, StopFlag};
 
 /// Where a training command writes its run and how: shared by `pretrain`, `train` and `finetune`.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,44 +68,6 @@ impl CheckpointArgs {
     }
 }
 
-/// How a run is checkpointed, stopped and resumed. The default (library calls, `demo`, the
-/// examples) writes no checkpoints: only a command that can be given `--resume` makes
-/// resumable runs.
-#[derive(Debug, Clone, Default)]
-pub struct RunControl {
-    /// write checkpoints and the job file, so that `--resume` can continue the run
-    pub resumable: bool,
-    /// when checkpoints are written and how many are kept
-    pub policy: CheckpointPolicy,
-    /// keep them after the run completes
-    pub keep_checkpoints: bool,
-    /// raised to stop after the current step (with a checkpoint)
-    pub stop: StopFlag,
-    /// continue the interrupted run at `--out` instead of starting one
-    pub resume: bool,
-}
-
-impl RunControl {
-    /// The run writer: a new resumable run, or the interrupted one reopened.
-    pub fn writer(&self, command: &str, out: &Path, force: bool, argv: &[String]) -> Result<RunWriter> {
-        if !self.resumable {
-            return Ok(RunWriter::create(out, force)?.with_checkpoints(None, false, self.stop.clone()));
-        }
-        let writer = if self.resume {
-            RunWriter::resume(out)?.0
-        } else {
-            let job = JobRecord {
-                command: command.into(),
-                argv: argv.to_vec(),
-                force,
-                strata_version: env!("CARGO_PKG_VERSION").into(),
-            };
-            RunWriter::create_resumable(out, force, &job)?
-        };
-        Ok(writer.with_checkpoints(Some(self.policy), self.keep_checkpoints, self.stop.clone()))
-    }
-}
-
 /// Raised by the signal handler; shared by every run of this process.
 fn global_stop() -> &'static StopFlag {
     static STOP: OnceLock<StopFlag> = OnceLock::new();
@@ -133,28 +96,6 @@ pub fn install_interrupt_handler() {
     });
     if let Err(e) = res {
         eprintln!("warning: cannot catch Ctrl-C ({e}); an interrupted run resumes from its last periodic checkpoint");
-    }
-}
-
-/// The run was stopped on request, after a checkpoint: exit status 130 like a shell's Ctrl-C.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Stopped(pub String);
-
-/// Turns a training error into what the user should read: how to resume after a stop, where
-/// the last good checkpoint is after a divergence.
-pub fn explain(e: strata_train::TrainError, writer: &RunWriter, command: &str) -> anyhow::Error {
-    let out = writer.target().display().to_string();
-    match (&e, writer.last_checkpoint()) {
-        (TrainError::Interrupted { step, .. }, _) => anyhow!(Stopped(format!(
-            "stopped after step {step}; checkpoint written in {}. Continue with: strata {command} --resume {out}",
-            writer.staging().display()
-        ))),
-        (TrainError::Diverged { .. }, Some(step)) => anyhow!(
-            "{e}. The last good checkpoint (step {step}) is kept in {}; continue from it at a lower rate with: strata {command} --resume {out} --lr <lower>",
-            writer.staging().display()
-        ),
-        _ => anyhow!(e),
     }
 }
 

@@ -1,12 +1,8 @@
-//! The strata command line as a library, so examples and tests can drive the same code.
+//! The strata command line: flags → a request → a `strata_run` call → output. Kept as a
+//! library so the tests and the fuzz targets can parse and run the same commands.
 
 pub mod cli;
 pub mod commands;
 pub mod config_file;
-pub mod context;
 pub mod control;
-pub mod interop;
 pub mod observer;
-pub mod pipeline;
-pub mod search;
-pub mod stage2;

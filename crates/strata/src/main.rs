@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
     }
     match strata::cli::run(cli, argv) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<strata::control::Stopped>().is_some() => {
+        Err(e) if matches!(e.downcast_ref::<strata_run::RunError>(), Some(strata_run::RunError::Stopped { .. })) => {
             eprintln!("{e}");
             std::process::ExitCode::from(130)
         }

@@ -2,7 +2,6 @@
 //! default) on random images, inference, the frozen-feature fine-tuning step, and data
 //! throughput (IDX load + normalise, image-folder decode); one JSON line per figure.
 
-use crate::context;
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -10,6 +9,7 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use std::time::Instant;
 use strata_nn::spec::REF_CAE;
 use strata_nn::{ArchSpec, Autoencoder, Classifier, HeadSpec, InputShape, try_seeded};
+use strata_run::context;
 use strata_train::step::{cross_entropy, mse};
 
 /// Flags of `strata bench`.

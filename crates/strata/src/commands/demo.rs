@@ -1,11 +1,11 @@
 //! `strata demo`: the whole pipeline on the bundled data, with a comparison table.
 
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 use strata_nn::ArchSpec;
+use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_train::{Corruption, FinetuneConfig, PretrainConfig};
 
 /// Flags of `strata demo`.

@@ -1,9 +1,9 @@
 //! `strata evaluate`: accuracy, per-class precision/recall/F1, confusion matrix.
 
-use crate::context::{self, input_of, load_data};
 use anyhow::{Result, bail};
 use std::path::PathBuf;
 use strata_data::Split;
+use strata_run::context::{self, input_of, load_data};
 
 /// Flags of `strata evaluate`.
 #[derive(Debug, clap::Args)]

@@ -1,8 +1,8 @@
 //! `strata export`: a run's weights for PyTorch users.
 
-use crate::interop;
 use anyhow::Result;
 use std::path::PathBuf;
+use strata_run::interop;
 
 /// Flags of `strata export`.
 #[derive(Debug, clap::Args)]

@@ -1,11 +1,11 @@
 //! `strata finetune`: stage two (and the scratch baseline with `--from scratch`).
 
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest, LabelSubset};
 use anyhow::Result;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_nn::spec::REF_CAE;
+use strata_run::pipeline::{self, FinetuneRequest, LabelSubset};
 use strata_train::FinetuneConfig;
 
 /// Flags of `strata finetune`.
@@ -49,7 +49,7 @@ pub struct LabeledData {
 impl LabeledData {
     /// The label subset these flags ask for.
     pub fn labels(&self) -> Result<LabelSubset> {
-        LabelSubset::from_flags(self.labels_per_class, self.label_fraction)
+        Ok(LabelSubset::from_flags(self.labels_per_class, self.label_fraction)?)
     }
 }
 

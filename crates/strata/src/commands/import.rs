@@ -1,11 +1,11 @@
 //! `strata import`: a run directory from weights trained elsewhere (PyTorch, another tool).
 
-use crate::interop::{self, ImportRequest};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_data::Normalization;
 use strata_nn::interop::Layout;
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
+use strata_run::interop::{self, ImportRequest};
 
 /// Flags of `strata import`.
 #[derive(Debug, clap::Args)]

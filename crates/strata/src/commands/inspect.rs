@@ -1,8 +1,8 @@
 //! `strata inspect`: manifest summary and layer table.
 
-use crate::context;
 use anyhow::Result;
 use std::path::PathBuf;
+use strata_run::context;
 use strata_train::run_dir::Unfinished;
 
 /// Flags of `strata inspect`.

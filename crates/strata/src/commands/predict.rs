@@ -1,9 +1,9 @@
 //! `strata predict`: class of each image, as CSV.
 
-use crate::context::{self, input_of};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use strata_data::{DataSpec, LoadOptions, Split};
+use strata_run::context::{self, input_of};
 
 /// Flags of `strata predict`.
 #[derive(Debug, clap::Args)]

@@ -1,8 +1,8 @@
 //! `strata pretrain`: stage one on unlabeled images.
 
 use crate::observer::Progress;
-use crate::pipeline::{self, PretrainRequest};
 use anyhow::Result;
+use strata_run::pipeline::{self, PretrainRequest};
 use strata_train::PretrainConfig;
 
 /// Flags of `strata pretrain`.

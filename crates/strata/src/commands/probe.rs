@@ -1,9 +1,9 @@
 //! `strata probe`: how good are a run's frozen features, without fine-tuning?
 
 use crate::commands::finetune::LabeledData;
-use crate::stage2::Stage2;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
+use strata_run::stage2::Stage2;
 use strata_train::Evaluation;
 use strata_train::probe::{self, ProbeConfig, ProbeMethod};
 use strata_train::reuse::load_backbone;

@@ -1,11 +1,11 @@
 //! `strata search`: try the reuse strategies on a validation split and keep the best.
 
 use crate::commands::finetune::LabeledData;
-use crate::search::{self, Row, SearchRequest, Table};
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 use strata_nn::ArchSpec;
+use strata_run::search::{self, Row, SearchRequest, Table};
 use strata_train::FinetuneConfig;
 
 /// The blocks of the "add hidden" trial unless `--add-hidden` names others.

@@ -2,11 +2,11 @@
 //! A"); the run is a source network that `finetune --from` reuses like a pretraining run.
 
 use crate::observer::Progress;
-use crate::pipeline::{self, FinetuneRequest, LabelSubset};
 use anyhow::Result;
 use strata_nn::ArchSpec;
 use strata_nn::HiddenLayers;
 use strata_nn::spec::REF_CAE;
+use strata_run::pipeline::{self, FinetuneRequest, LabelSubset};
 use strata_train::FinetuneConfig;
 use strata_train::manifest::RunKind;
 

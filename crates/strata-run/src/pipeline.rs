@@ -2,9 +2,9 @@
 
 use crate::context::{self, input_of, load_data, now_unix};
 use crate::control::{self, RunControl};
+use crate::error::{Context, Result};
 pub use crate::stage2::LabelSubset;
 use crate::stage2::{RunInfo, Stage2, write_classifier};
-use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_data::{Normalization, Split};
 use strata_nn::ArchSpec;

@@ -1,6 +1,6 @@
 //! Helpers shared by the commands: loading data with context, devices, manifests.
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, RunError};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_data::{DataSpec, Dataset, LoadOptions, Split};
@@ -14,7 +14,7 @@ pub fn load_data(spec: &str, flag: &str, labeled: bool, default_split: Split) ->
     let opts = LoadOptions { require_labels: labeled, default_split, ..LoadOptions::default() };
     let data = strata_data::load(&parsed, &opts).with_context(|| format!("loading {flag} {spec}"))?;
     if data.is_empty() {
-        anyhow::bail!("{flag} {spec}: no images found");
+        return Err(RunError::invalid(format!("{flag} {spec}: no images found")));
     }
     Ok(data)
 }

@@ -2,8 +2,8 @@
 //! configuration trained with the same seed on the same labels minus a stratified validation split;
 //! the best validation accuracy wins and is written as a normal run directory.
 
+use crate::error::{Context, Result, RunError};
 use crate::stage2::{LabelSubset, Resolved, RunInfo, Stage2, write_classifier};
-use anyhow::{Context, Result};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -154,7 +154,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let started = Instant::now();
     req.base.validate()?;
     if !(req.val_fraction > 0.0 && req.val_fraction < 1.0) {
-        anyhow::bail!("--val-fraction {}: use a share in (0, 1), e.g. 0.2", req.val_fraction);
+        return Err(RunError::invalid(format!("--val-fraction {}: use a share in (0, 1), e.g. 0.2", req.val_fraction)));
     }
     let mut writer = RunWriter::create(&req.out, req.force)?;
     let stage = Stage2::load(
@@ -173,11 +173,11 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let fit: Vec<usize> = fit.into_iter().map(|i| stage.rows[i]).collect();
     let val: Vec<usize> = val.into_iter().map(|i| stage.rows[i]).collect();
     if val.is_empty() {
-        anyhow::bail!(
+        return Err(RunError::invalid(format!(
             "--val-fraction {}: no image is left for validation ({} labeled images); use more labels or a larger fraction",
             req.val_fraction,
             stage.rows.len()
-        );
+        )));
     }
     let val_data = stage.train.subset(&val);
     let depth = stage.parent.as_ref().map(|p| p.arch.blocks.len()).unwrap_or(0);

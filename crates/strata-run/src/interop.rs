@@ -2,7 +2,7 @@
 //! PyTorch user can `load_state_dict`.
 
 use crate::context::{self, now_unix};
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, RunError};
 use regex::Regex;
 use std::path::{Path, PathBuf};
 use strata_data::Normalization;
@@ -89,14 +89,14 @@ pub fn import(req: &ImportRequest) -> Result<(RunDir, MatchReport)> {
     let expected: Vec<(String, Vec<usize>)> = table.into_iter().map(|l| (l.name, l.shape)).collect();
     let report = MatchReport::compare(&converted, &source, &expected, &req.reinit);
     if !report.is_clean() {
-        anyhow::bail!(
+        return Err(RunError::invalid(format!(
             "--weights {} does not fit --arch {}{}:\n{}fix: rename with --map 'FROM=TO', leave file tensors out with --drop REGEX, \
              or re-initialise model layers with --reinit NAME (e.g. --reinit head)",
             req.weights.display(),
             req.arch,
             req.head.as_ref().map(|h| format!(" with a {}-class head", h.classes)).unwrap_or_default(),
             report.to_text()
-        );
+        )));
     }
     let keep: strata_nn::interop::TensorMap =
         converted.into_iter().filter(|(k, _)| report.matched.contains_key(k)).collect();
@@ -170,7 +170,10 @@ pub struct Exported {
 /// when `pytorch` is set; refuses to overwrite `out` unless `force`.
 pub fn export(run: &Path, out: &Path, pytorch: bool, backbone_only: bool, force: bool) -> Result<Exported> {
     if out.exists() && !force {
-        anyhow::bail!("{} already exists; choose another --out, or pass --force to replace it", out.display());
+        return Err(RunError::invalid(format!(
+            "{} already exists; choose another --out, or pass --force to replace it",
+            out.display()
+        )));
     }
     let run = context::open_run(run)?;
     let mut tensors = read_safetensors(&run.weights_bytes()?, &run.weights_path())?;

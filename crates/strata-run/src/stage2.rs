@@ -2,7 +2,7 @@
 //! configuration on them: what `finetune` runs once and `search` runs for every trial.
 
 use crate::context::{self, input_of, load_data, now_unix};
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, RunError};
 use std::path::Path;
 use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
@@ -27,7 +27,9 @@ impl LabelSubset {
     /// From `--labels-per-class` and `--label-fraction` (at most one may be given).
     pub fn from_flags(per_class: Option<usize>, fraction: Option<f64>) -> Result<Self> {
         match (per_class, fraction) {
-            (Some(_), Some(_)) => anyhow::bail!("give --labels-per-class or --label-fraction, not both"),
+            (Some(_), Some(_)) => {
+                return Err(RunError::invalid(format!("give --labels-per-class or --label-fraction, not both")));
+            }
             (Some(n), None) => Ok(Self::PerClass(n)),
             (None, Some(f)) => Ok(Self::Fraction(f)),
             (None, None) => Ok(Self::All),
@@ -135,11 +137,11 @@ impl Stage2 {
         if let Some(p) = &parent
             && p.run.manifest.input != input
         {
-            anyhow::bail!(
+            return Err(RunError::invalid(format!(
                 "--train {train_spec} has images of shape {input} but parent run {} was trained on {}; use data of the same size and channels",
                 p.run.path.display(),
                 p.run.manifest.input
-            );
+            )));
         }
         let scratch_norm = Normalization::fit(&train);
         Ok(Self {
