@@ -3,7 +3,7 @@
 use crate::block::{Block, Features, build_stack, forward_stack};
 use crate::decoder::Decoder;
 use crate::error::Result;
-use crate::spec::{ArchSpec, FeatureShape, InputShape};
+use crate::spec::{ArchSpec, InputShape};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
@@ -20,8 +20,7 @@ impl Autoencoder {
     /// Builds a randomly initialised autoencoder (seed it with [`crate::seeded`]).
     pub fn new(spec: &ArchSpec, input: InputShape, device: &Device) -> Result<Self> {
         let decoder = Decoder::mirror(spec, input, device)?;
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
-        Ok(Self { backbone: build_stack(&spec.blocks, first, device), decoder })
+        Ok(Self { backbone: build_stack(&spec.blocks, input.into(), device)?, decoder })
     }
 
     /// Backbone features of a batch.

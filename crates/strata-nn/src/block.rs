@@ -1,6 +1,7 @@
 //! One block of a backbone or head: conv or dense, optional batch norm, activation, pool.
 
-use crate::spec::{Activation, BlockSpec, FeatureShape};
+use crate::error::{NnError, Result};
+use crate::spec::{Activation, ArchSpec, BlockSpec, FeatureShape};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -126,25 +127,21 @@ pub struct Backbone {
     pub backbone: Vec<Block>,
 }
 
-/// Builds the blocks of `spec` for `input`, lowest first.
-pub fn build_stack(blocks: &[BlockSpec], input: FeatureShape, device: &Device) -> Vec<Block> {
+/// Builds the blocks of `spec` for `input`, lowest first; a block that does not fit the
+/// shape before it is an error naming it (the rule of [`FeatureShape::after`]).
+pub fn build_stack(blocks: &[BlockSpec], input: FeatureShape, device: &Device) -> Result<Vec<Block>> {
     let mut cur = input;
     let mut out = Vec::with_capacity(blocks.len());
-    for &b in blocks {
+    for (i, &b) in blocks.iter().enumerate() {
+        let next = cur.after(b).map_err(|reason| NnError::ShapeMismatch {
+            spec: ArchSpec { blocks: blocks.to_vec() }.to_string(),
+            input: input.to_string(),
+            reason: format!("block {i} {reason}"),
+        })?;
         out.push(Block::new(b, cur, device));
-        cur = match (b, cur) {
-            (BlockSpec::Conv { channels, pool, .. }, FeatureShape::Map(_, h, w)) => {
-                if pool {
-                    FeatureShape::Map(channels, h / 2, w / 2)
-                } else {
-                    FeatureShape::Map(channels, h, w)
-                }
-            }
-            (BlockSpec::Conv { channels, .. }, FeatureShape::Flat(_)) => FeatureShape::Map(channels, 1, 1),
-            (BlockSpec::Dense { units, .. }, _) => FeatureShape::Flat(units),
-        };
+        cur = next;
     }
-    out
+    Ok(out)
 }
 
 /// Runs a stack of blocks.
@@ -153,4 +150,35 @@ pub fn forward_stack(blocks: &[Block], mut x: Features) -> Features {
         x = b.forward(x);
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_follows_the_one_shape_rule() {
+        let device = Device::default();
+        let arch = ArchSpec::parse("conv4-pool,conv6,dense5").unwrap();
+        let input = crate::InputShape { channels: 1, height: 9, width: 7 };
+        let blocks = build_stack(&arch.blocks, input.into(), &device).unwrap();
+        let x = Tensor::<4>::zeros([2, 1, 9, 7], &device);
+        let shapes = arch.shapes(input).unwrap();
+        let mut f = Features::Map(x);
+        for (b, want) in blocks.iter().zip(&shapes) {
+            f = b.forward(f);
+            let got = match &f {
+                Features::Map(t) => {
+                    let [_, c, h, w] = t.dims();
+                    FeatureShape::Map(c, h, w)
+                }
+                Features::Flat(t) => FeatureShape::Flat(t.dims()[1]),
+            };
+            assert_eq!(&got, want);
+        }
+        // the rule that ArchSpec::shapes refuses, a stack refuses too, naming the block
+        let bad = [arch.blocks[2], arch.blocks[0]];
+        let e = build_stack(&bad, input.into(), &device).unwrap_err().to_string();
+        assert!(e.contains("block 1 is a conv block after a dense block"), "{e}");
+    }
 }

@@ -110,8 +110,7 @@ pub struct Classifier {
 impl Classifier {
     /// A classifier with a freshly initialised backbone `arch` (the from-scratch baseline).
     pub fn new(arch: &ArchSpec, head: &HeadSpec, input: InputShape, device: &Device) -> Result<Self> {
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
-        let backbone = build_stack(&arch.blocks, first, device);
+        let backbone = build_stack(&arch.blocks, input.into(), device)?;
         Self::with_backbone(backbone, arch, head, input, device)
     }
 
@@ -124,7 +123,7 @@ impl Classifier {
         device: &Device,
     ) -> Result<Self> {
         let features = arch.output_shape(input)?;
-        let head = build_stack(&head.blocks(), FeatureShape::Flat(features.numel()), device);
+        let head = build_stack(&head.blocks(), FeatureShape::Flat(features.numel()), device)?;
         Ok(Self { backbone, head })
     }
 
@@ -138,7 +137,7 @@ impl Classifier {
         device: &Device,
     ) -> Result<Self> {
         let shapes = arch.shapes(input)?;
-        let mut previous = FeatureShape::Map(input.channels, input.height, input.width);
+        let mut previous = FeatureShape::from(input);
         let mut backbone = Vec::with_capacity(arch.blocks.len());
         for (i, (&spec, part)) in
             arch.blocks.iter().zip(parts.into_iter().chain(std::iter::repeat_with(|| None))).enumerate()

@@ -37,7 +37,7 @@ impl Decoder {
     /// same-size transposed conv.
     pub fn mirror(spec: &ArchSpec, input: InputShape, device: &Device) -> Result<Self> {
         let shapes = spec.shapes(input)?;
-        let input_map = FeatureShape::Map(input.channels, input.height, input.width);
+        let input_map = FeatureShape::from(input);
         let mut blocks = Vec::with_capacity(spec.blocks.len());
         for (i, b) in spec.blocks.iter().enumerate().rev() {
             let before = if i == 0 { input_map } else { shapes[i - 1] };

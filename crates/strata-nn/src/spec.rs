@@ -163,7 +163,36 @@ pub enum FeatureShape {
 /// must not overflow.
 pub const MAX_VALUES: usize = 1 << 31;
 
+impl From<InputShape> for FeatureShape {
+    fn from(i: InputShape) -> Self {
+        Self::Map(i.channels, i.height, i.width)
+    }
+}
+
 impl FeatureShape {
+    /// What `block` makes of features of this shape: the shape rule, written once for
+    /// [`ArchSpec::shapes`] and the stacks that are built from it. The error completes
+    /// "block N …".
+    pub fn after(self, block: BlockSpec) -> std::result::Result<FeatureShape, String> {
+        match (block, self) {
+            (BlockSpec::Conv { channels, pool, .. }, FeatureShape::Map(_, h, w)) => {
+                if pool && (h < 2 || w < 2) {
+                    return Err(format!("pools a {h}x{w} map; remove a `-pool`"));
+                }
+                let (h, w) = if pool { (h / 2, w / 2) } else { (h, w) };
+                let map = FeatureShape::Map(channels, h, w);
+                if map.numel() > MAX_VALUES {
+                    return Err(format!(
+                        "would output {channels}x{h}x{w} values per image, more than {MAX_VALUES}; use fewer channels or pool earlier"
+                    ));
+                }
+                Ok(map)
+            }
+            (BlockSpec::Conv { .. }, FeatureShape::Flat(_)) => Err("is a conv block after a dense block".into()),
+            (BlockSpec::Dense { units, .. }, _) => Ok(FeatureShape::Flat(units)),
+        }
+    }
+
     /// Number of values per image (saturating: shapes that [`ArchSpec::shapes`] returns
     /// never come near, but one built by hand cannot overflow).
     pub fn numel(self) -> usize {
@@ -238,31 +267,13 @@ impl ArchSpec {
         if input.channels == 0 || input.height == 0 || input.width == 0 {
             return Err(err("the input has a zero dimension".into()));
         }
-        if FeatureShape::Map(input.channels, input.height, input.width).numel() > MAX_VALUES {
+        if FeatureShape::from(input).numel() > MAX_VALUES {
             return Err(err(format!("the input holds more than {MAX_VALUES} values per image")));
         }
-        let mut cur = FeatureShape::Map(input.channels, input.height, input.width);
+        let mut cur = FeatureShape::from(input);
         let mut out = Vec::with_capacity(self.blocks.len());
         for (i, b) in self.blocks.iter().enumerate() {
-            cur = match (*b, cur) {
-                (BlockSpec::Conv { channels, pool, .. }, FeatureShape::Map(_, h, w)) => {
-                    if pool && (h < 2 || w < 2) {
-                        return Err(err(format!("block {i} pools a {h}x{w} map; remove a `-pool`")));
-                    }
-                    let (h, w) = if pool { (h / 2, w / 2) } else { (h, w) };
-                    let map = FeatureShape::Map(channels, h, w);
-                    if map.numel() > MAX_VALUES {
-                        return Err(err(format!(
-                            "block {i} would output {channels}x{h}x{w} values per image, more than {MAX_VALUES}; use fewer channels or pool earlier"
-                        )));
-                    }
-                    map
-                }
-                (BlockSpec::Conv { .. }, FeatureShape::Flat(_)) => {
-                    return Err(err(format!("block {i} is a conv block after a dense block")));
-                }
-                (BlockSpec::Dense { units, .. }, _) => FeatureShape::Flat(units),
-            };
+            cur = cur.after(*b).map_err(|reason| err(format!("block {i} {reason}")))?;
             out.push(cur);
         }
         Ok(out)
@@ -270,7 +281,7 @@ impl ArchSpec {
 
     /// Shape of the backbone's output (the input itself when there are no blocks).
     pub fn output_shape(&self, input: InputShape) -> Result<FeatureShape> {
-        Ok(self.shapes(input)?.last().copied().unwrap_or(FeatureShape::Map(input.channels, input.height, input.width)))
+        Ok(self.shapes(input)?.last().copied().unwrap_or(input.into()))
     }
 }
 

@@ -2,9 +2,8 @@
 
 use crate::error::{Context, Result, RunError};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 use strata_data::{DataSpec, Dataset, LoadOptions, Split};
-use strata_nn::{ArchSpec, Classifier, InputShape, weights};
+use strata_nn::{ArchSpec, Classifier, weights};
 use strata_train::manifest::RunKind;
 use strata_train::{DeviceChoice, RunDir};
 
@@ -19,21 +18,13 @@ pub fn load_data(spec: &str, flag: &str, labeled: bool, default_split: Split) ->
     Ok(data)
 }
 
-/// The image shape a dataset gives the network.
-pub fn input_of(data: &Dataset) -> InputShape {
-    InputShape { channels: data.shape.channels, height: data.shape.height, width: data.shape.width }
-}
+pub use strata_train::batch::input_of;
 
 /// The device named by `--device`, checked.
 pub fn device(name: &str) -> Result<(DeviceChoice, burn::tensor::Device)> {
     let choice = DeviceChoice::parse(name)?;
     let dev = choice.device()?;
     Ok((choice, dev))
-}
-
-/// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Opens a run directory with context.

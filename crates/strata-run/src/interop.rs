@@ -1,7 +1,7 @@
 //! `strata import` and `strata export`: runs from weights trained elsewhere, and weights a
 //! PyTorch user can `load_state_dict`.
 
-use crate::context::{self, now_unix};
+use crate::context;
 use crate::error::{Context, Result, RunError};
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,10 @@ use strata_nn::block::build_stack;
 use strata_nn::interop::{
     Layout, MapRule, MatchReport, from_file, read_pytorch, read_safetensors, to_pytorch, write_safetensors,
 };
-use strata_nn::{ArchSpec, Backbone, Classifier, FeatureShape, HeadSpec, InputShape, seeded, try_seeded, weights};
+use strata_nn::{ArchSpec, Backbone, Classifier, FeatureShape, HeadSpec, InputShape, try_seeded, weights};
+use strata_train::Origin;
 use strata_train::files::{sha256_hex, write_atomic};
-use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
+use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind};
 use strata_train::{RunDir, RunWriter};
 
 /// Everything `strata import` needs.
@@ -68,7 +69,7 @@ pub fn import(req: &ImportRequest) -> Result<(RunDir, MatchReport)> {
     let (file_bytes, file) = read_weights(&req.weights)?;
     let (converted, source) = from_file(&file, req.layout, &rules, &drop);
     let device = burn::tensor::Device::default();
-    let first = FeatureShape::Map(req.input.channels, req.input.height, req.input.width);
+    let first = FeatureShape::from(req.input);
     // the model is built before matching so its own tensor list is the reference
     enum Model {
         Classifier(Classifier),
@@ -78,9 +79,9 @@ pub fn import(req: &ImportRequest) -> Result<(RunDir, MatchReport)> {
         Some(h) => Model::Classifier(
             try_seeded(&device, 0, || Classifier::new(&req.arch, h, req.input, &device)).context("--head")?,
         ),
-        None => {
-            Model::Backbone(seeded(&device, 0, || Backbone { backbone: build_stack(&req.arch.blocks, first, &device) }))
-        }
+        None => Model::Backbone(try_seeded(&device, 0, || {
+            Ok::<_, strata_nn::NnError>(Backbone { backbone: build_stack(&req.arch.blocks, first, &device)? })
+        })?),
     };
     let table = match &model {
         Model::Classifier(m) => weights::layer_table(m),
@@ -112,48 +113,27 @@ pub fn import(req: &ImportRequest) -> Result<(RunDir, MatchReport)> {
     };
     writer.write_file("import-report.txt", report.to_text().as_bytes())?;
     let sha = sha256_hex(&file_bytes);
+    let record = DataRecord {
+        spec: req.weights.display().to_string(),
+        fingerprint: sha.clone(),
+        images: 0,
+        class_names: req.head.as_ref().map(|h| (0..h.classes).map(|c| c.to_string()).collect()).unwrap_or_default(),
+        label_indices: None,
+    };
+    let normalization = req.norm.clone().unwrap_or_else(|| Normalization::identity(req.input.channels));
     let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        strata_version: env!("CARGO_PKG_VERSION").into(),
-        kind: RunKind::Import,
-        method: None,
-        created_unix: now_unix(),
         command_line: req.argv.clone(),
-        seed: 0,
         device: "cpu".into(),
         config: serde_json::json!({ "import": {
             "file": req.weights.display().to_string(), "sha256": sha, "layout": req.layout,
             "map": rules.iter().map(MapRule::text).collect::<Vec<_>>(), "drop": req.drop, "reinit": req.reinit,
             "report": report,
         }}),
-        data: DataRecord {
-            spec: req.weights.display().to_string(),
-            fingerprint: sha,
-            images: 0,
-            class_names: req.head.as_ref().map(|h| (0..h.classes).map(|c| c.to_string()).collect()).unwrap_or_default(),
-            label_indices: None,
-        },
-        input: req.input,
         arch: req.arch.to_string(),
         head: req.head.clone(),
-        normalization: req.norm.clone().unwrap_or_else(|| Normalization::identity(req.input.channels)),
-        parent: None,
-        blocks: req
-            .arch
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| BlockRecord {
-                index: i,
-                spec: b.to_string(),
-                origin: "imported".into(),
-                parent_index: None,
-                frozen_in: vec![],
-            })
-            .collect(),
-        phases: vec![],
-        weights: WeightsRecord { file: String::new(), sha256: String::new(), bytes: 0 },
+        blocks: BlockRecord::all(&req.arch, Origin::Imported),
         metrics: serde_json::json!({ "tensors_imported": report.matched.len(), "tensors_reinitialised": report.reinitialised.len() }),
+        ..Manifest::new(RunKind::Import, record, req.input, normalization)
     };
     Ok((writer.finish(manifest, &weights_bytes)?, report))
 }

@@ -1,6 +1,6 @@
 //! The two stages as plain functions: what the commands, the demo and the examples call.
 
-use crate::context::{self, input_of, load_data, now_unix};
+use crate::context::{self, input_of, load_data};
 use crate::control::{self, RunControl};
 use crate::error::{Context, Result};
 pub use crate::stage2::LabelSubset;
@@ -10,8 +10,8 @@ use strata_data::{Normalization, Split};
 use strata_nn::ArchSpec;
 use strata_train::PhaseRecord;
 use strata_train::evaluate::Evaluation;
-use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind, SCHEMA_VERSION, WeightsRecord};
-use strata_train::{FinetuneConfig, Observer, PretrainConfig, RunDir, method_by_name};
+use strata_train::manifest::{BlockRecord, DataRecord, Manifest, RunKind};
+use strata_train::{FinetuneConfig, Observer, Origin, PretrainConfig, RunDir, method_by_name};
 
 /// Everything `strata pretrain` needs.
 #[derive(Debug, Clone)]
@@ -42,10 +42,6 @@ fn refuse_existing(out: &std::path::Path, force: bool, control: &RunControl) -> 
         return Err(strata_train::TrainError::RunExists { path: out.into() }.into());
     }
     Ok(())
-}
-
-fn empty_weights() -> WeightsRecord {
-    WeightsRecord { file: String::new(), sha256: String::new(), bytes: 0 }
 }
 
 /// Stage one.
@@ -81,45 +77,23 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
     writer.write_file("loss.png", &loss_curve(method.name(), writer.lines())?)?;
     let mut metrics = outcome.metrics;
     metrics["total_seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
+    let record = DataRecord {
+        spec: req.data.clone(),
+        fingerprint: data.fingerprint(),
+        images: data.len(),
+        class_names: vec![],
+        label_indices: None,
+    };
     let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        strata_version: env!("CARGO_PKG_VERSION").into(),
-        kind: RunKind::Pretrain,
         method: Some(method.name().into()),
-        created_unix: now_unix(),
         command_line: req.argv.clone(),
         seed: req.cfg.seed,
         device: choice.to_string(),
         config: serde_json::json!({ "method": method.name(), "data": req.data, "max_images": req.max_images, "train": req.cfg }),
-        data: DataRecord {
-            spec: req.data.clone(),
-            fingerprint: data.fingerprint(),
-            images: data.len(),
-            class_names: vec![],
-            label_indices: None,
-        },
-        input,
         arch: req.cfg.arch.to_string(),
-        head: None,
-        normalization: norm,
-        parent: None,
-        blocks: req
-            .cfg
-            .arch
-            .blocks
-            .iter()
-            .enumerate()
-            .map(|(i, b)| BlockRecord {
-                index: i,
-                spec: b.to_string(),
-                origin: "fresh".into(),
-                parent_index: None,
-                frozen_in: vec![],
-            })
-            .collect(),
-        phases: vec![],
-        weights: empty_weights(),
+        blocks: BlockRecord::all(&req.cfg.arch, Origin::Fresh),
         metrics,
+        ..Manifest::new(RunKind::Pretrain, record, input, norm)
     };
     Ok(writer.finish(manifest, &outcome.weights)?)
 }

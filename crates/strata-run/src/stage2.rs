@@ -1,13 +1,13 @@
 //! Stage two's inputs loaded once (labeled data, label subset, parent run), and training one
 //! configuration on them: what `finetune` runs once and `search` runs for every trial.
 
-use crate::context::{self, input_of, load_data, now_unix};
+use crate::context::{self, input_of, load_data};
 use crate::error::{Context, Result, RunError};
 use std::path::Path;
 use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
 use strata_train::finetune::FinetuneOutcome;
-use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind, SCHEMA_VERSION, WeightsRecord};
+use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind};
 use strata_train::reuse::load_backbone;
 use strata_train::{BackbonePlan, DeviceChoice, FinetuneConfig, FinetuneJob, Init, Observer, RunDir, RunWriter};
 
@@ -237,8 +237,7 @@ impl Stage2 {
             .map(|(i, (b, o))| BlockRecord {
                 index: i,
                 spec: b.to_string(),
-                origin: o.name().into(),
-                parent_index: o.parent_index(),
+                origin: *o,
                 frozen_in: outcome
                     .phases
                     .iter()
@@ -253,12 +252,15 @@ impl Stage2 {
                 metrics[format!("{}_accuracy_after_{}", extra.eval_name, p.name)] = serde_json::json!(a);
             }
         }
+        let kind = extra.kind.unwrap_or(if parent.is_some() { RunKind::Finetune } else { RunKind::Scratch });
+        let record = DataRecord {
+            spec: self.train_spec.clone(),
+            fingerprint: self.train.fingerprint(),
+            images: self.train.len(),
+            class_names: self.train.class_names.clone(),
+            label_indices: (self.labels != LabelSubset::All || extra.rows_subset).then(|| extra.rows.clone()),
+        };
         Manifest {
-            schema_version: SCHEMA_VERSION,
-            strata_version: env!("CARGO_PKG_VERSION").into(),
-            kind: extra.kind.unwrap_or(if parent.is_some() { RunKind::Finetune } else { RunKind::Scratch }),
-            method: None,
-            created_unix: now_unix(),
             command_line: extra.argv,
             seed: cfg.seed,
             device: self.choice.to_string(),
@@ -268,17 +270,8 @@ impl Stage2 {
                 "classes": self.classes,
                 "finetune": cfg, "search": extra.search,
             }),
-            data: DataRecord {
-                spec: self.train_spec.clone(),
-                fingerprint: self.train.fingerprint(),
-                images: self.train.len(),
-                class_names: self.train.class_names.clone(),
-                label_indices: (self.labels != LabelSubset::All || extra.rows_subset).then(|| extra.rows.clone()),
-            },
-            input: self.input,
             arch: plan.arch.to_string(),
             head: Some(model.head.clone()),
-            normalization: self.norm(plan).clone(),
             parent: parent.map(|p| ParentRecord {
                 path: p.run.path.display().to_string(),
                 weights_sha256: p.run.manifest.weights.sha256.clone(),
@@ -287,8 +280,8 @@ impl Stage2 {
             }),
             blocks,
             phases: outcome.phases.clone(),
-            weights: WeightsRecord { file: String::new(), sha256: String::new(), bytes: 0 },
             metrics,
+            ..Manifest::new(kind, record, self.input, self.norm(plan).clone())
         }
     }
 }

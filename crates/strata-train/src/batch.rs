@@ -4,6 +4,13 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use strata_data::{Dataset, Normalization};
 use strata_nn::InputShape;
 
+/// The image shape of `data` as a network's input: where a data set's shape becomes a
+/// network's (the two crates do not know each other).
+pub fn input_of(data: &Dataset) -> InputShape {
+    let s = data.shape;
+    InputShape { channels: s.channels, height: s.height, width: s.width }
+}
+
 /// A dataset plus the normalisation its network was trained with.
 pub struct Batcher<'a> {
     data: &'a Dataset,
@@ -18,8 +25,7 @@ impl<'a> Batcher<'a> {
 
     /// Shape of one image as the network sees it.
     pub fn input_shape(&self) -> InputShape {
-        let s = self.data.shape;
-        InputShape { channels: s.channels, height: s.height, width: s.width }
+        input_of(self.data)
     }
 
     fn dims(&self, n: usize) -> [usize; 4] {

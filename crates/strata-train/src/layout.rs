@@ -24,9 +24,24 @@ pub enum Origin {
     Added,
     /// random initialisation in a from-scratch run
     Fresh,
+    /// weights trained elsewhere (`strata import`)
+    Imported,
 }
 
 impl Origin {
+    /// The origin called `name` (as [`Origin::name`] gives it), for a block taken from the
+    /// parent's block `parent_index` when it is one.
+    pub fn from_name(name: &str, parent_index: Option<usize>) -> Option<Self> {
+        Some(match (name, parent_index) {
+            ("parent", Some(index)) => Self::Parent { index },
+            ("replaced", Some(index)) => Self::Replaced { index },
+            ("added", _) => Self::Added,
+            ("fresh", _) => Self::Fresh,
+            ("imported", _) => Self::Imported,
+            _ => return None,
+        })
+    }
+
     /// Short name for tables and manifests.
     pub fn name(self) -> &'static str {
         match self {
@@ -34,6 +49,7 @@ impl Origin {
             Self::Replaced { .. } => "replaced",
             Self::Added => "added",
             Self::Fresh => "fresh",
+            Self::Imported => "imported",
         }
     }
 
@@ -41,7 +57,7 @@ impl Origin {
     pub fn parent_index(self) -> Option<usize> {
         match self {
             Self::Parent { index } | Self::Replaced { index } => Some(index),
-            Self::Added | Self::Fresh => None,
+            Self::Added | Self::Fresh | Self::Imported => None,
         }
     }
 }

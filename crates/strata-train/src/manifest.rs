@@ -1,5 +1,6 @@
 //! The manifest: everything needed to understand and reproduce a run.
 
+use crate::layout::Origin;
 use serde::{Deserialize, Serialize};
 use strata_data::Normalization;
 use strata_nn::{HeadSpec, InputShape};
@@ -58,13 +59,39 @@ pub struct BlockRecord {
     pub index: usize,
     /// block spec
     pub spec: String,
-    /// `parent` (reused weights), `replaced` (parent's shape, re-initialised), `added` or `fresh`
-    pub origin: String,
-    /// the parent's block this one was taken from (parent and replaced blocks)
-    #[serde(default)]
-    pub parent_index: Option<usize>,
+    /// where its weights came from: written as `origin` (`parent`, `replaced`, `added`,
+    /// `fresh`, `imported`) and `parent_index` (the parent's block, for parent and replaced)
+    #[serde(flatten, with = "origin_fields")]
+    pub origin: Origin,
     /// phases in which the block was frozen
     pub frozen_in: Vec<String>,
+}
+
+/// An [`Origin`] as the two flat fields a manifest has always had.
+mod origin_fields {
+    use crate::layout::Origin;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Fields {
+        origin: String,
+        #[serde(default)]
+        parent_index: Option<usize>,
+    }
+
+    pub fn serialize<S: Serializer>(o: &Origin, s: S) -> Result<S::Ok, S::Error> {
+        Fields { origin: o.name().into(), parent_index: o.parent_index() }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Origin, D::Error> {
+        let f = Fields::deserialize(d)?;
+        Origin::from_name(&f.origin, f.parent_index).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "block origin `{}` (parent_index {:?}) is not one of parent, replaced (both with a parent_index), added, fresh, imported",
+                f.origin, f.parent_index
+            ))
+        })
+    }
 }
 
 /// What happened in one phase (recorded in the manifest).
@@ -100,6 +127,56 @@ pub struct WeightsRecord {
     pub sha256: String,
     /// its size
     pub bytes: u64,
+}
+
+impl BlockRecord {
+    /// Records of `arch`'s blocks, all of one origin and trainable throughout (a pretraining
+    /// run's, an import's).
+    pub fn all(arch: &strata_nn::ArchSpec, origin: Origin) -> Vec<Self> {
+        let record =
+            |(index, b): (usize, &strata_nn::BlockSpec)| Self { index, spec: b.to_string(), origin, frozen_in: vec![] };
+        arch.blocks.iter().enumerate().map(record).collect()
+    }
+}
+
+impl WeightsRecord {
+    /// The record before the weights are written ([`crate::RunWriter::finish`] fills it in).
+    pub fn pending() -> Self {
+        Self { file: String::new(), sha256: String::new(), bytes: 0 }
+    }
+}
+
+impl Manifest {
+    /// The manifest of a run of `kind` on `data` (`input` images, normalised with
+    /// `normalization`), stamped with the schema and strata versions and the time now; the
+    /// fields a kind uses are set on it, and the weights record is filled when the run is
+    /// written.
+    pub fn new(kind: RunKind, data: DataRecord, input: InputShape, normalization: Normalization) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            strata_version: env!("CARGO_PKG_VERSION").into(),
+            kind,
+            method: None,
+            created_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            command_line: vec![],
+            seed: 0,
+            device: String::new(),
+            config: serde_json::Value::Null,
+            data,
+            input,
+            arch: String::new(),
+            head: None,
+            normalization,
+            parent: None,
+            blocks: vec![],
+            phases: vec![],
+            weights: WeightsRecord::pending(),
+            metrics: serde_json::json!({}),
+        }
+    }
 }
 
 /// `manifest.json` of a run directory.
@@ -143,4 +220,29 @@ pub struct Manifest {
     pub weights: WeightsRecord,
     /// final figures (loss, accuracy, seconds ...)
     pub metrics: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_block_origin_is_written_as_the_two_flat_fields_and_read_back() {
+        for origin in
+            [Origin::Parent { index: 2 }, Origin::Replaced { index: 1 }, Origin::Added, Origin::Fresh, Origin::Imported]
+        {
+            let b = BlockRecord { index: 3, spec: "dense8".into(), origin, frozen_in: vec!["frozen".into()] };
+            let json = serde_json::to_value(&b).unwrap();
+            assert_eq!(json["origin"], origin.name());
+            assert_eq!(json["parent_index"], serde_json::json!(origin.parent_index()));
+            assert_eq!(serde_json::from_value::<BlockRecord>(json).unwrap().origin, origin);
+        }
+        // as earlier versions wrote it, and a name no version wrote
+        let old =
+            serde_json::json!({"index": 0, "spec": "dense8", "origin": "added", "parent_index": null, "frozen_in": []});
+        assert_eq!(serde_json::from_value::<BlockRecord>(old).unwrap().origin, Origin::Added);
+        let bad = serde_json::json!({"index": 0, "spec": "dense8", "origin": "parent", "frozen_in": []});
+        let e = serde_json::from_value::<BlockRecord>(bad).unwrap_err().to_string();
+        assert!(e.contains("block origin `parent`"), "{e}");
+    }
 }

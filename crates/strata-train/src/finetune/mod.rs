@@ -67,7 +67,7 @@ fn build_model(init: Init, job: &FinetuneJob, input: InputShape, device: &Device
                 .iter()
                 .map(|o| match o {
                     Origin::Parent { index } => loaded.get_mut(*index).and_then(Option::take),
-                    Origin::Replaced { .. } | Origin::Added | Origin::Fresh => None,
+                    Origin::Replaced { .. } | Origin::Added | Origin::Fresh | Origin::Imported => None,
                 })
                 .collect();
             Ok(try_seeded(device, seed, || Classifier::assemble(&plan.arch, parts, head, input, device))?)
@@ -319,7 +319,7 @@ mod tests {
 
     fn parent_blocks(device: &Device) -> Vec<Block> {
         let arch = ArchSpec::parse(ARCH).unwrap();
-        seeded(device, 3, || build_stack(&arch.blocks, FeatureShape::Map(1, 8, 8), device))
+        seeded(device, 3, || build_stack(&arch.blocks, FeatureShape::Map(1, 8, 8), device).unwrap())
     }
 
     /// Small settings: 4 frozen + 4 unfrozen steps of 8 images.

@@ -261,10 +261,9 @@ impl Pretrainer for Gan {
         let input = Batcher::new(data, norm).input_shape();
         let out = cfg.arch.output_shape(input)?;
         let ad = device.clone().autodiff();
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
         let model = try_seeded(&ad, cfg.seed, || -> Result<GanNet> {
             Ok(GanNet {
-                backbone: build_stack(&cfg.arch.blocks, first, &ad),
+                backbone: build_stack(&cfg.arch.blocks, input.into(), &ad)?,
                 critic: LinearConfig::new(out.numel(), 1).init(&ad),
                 generator: Generator {
                     expand: LinearConfig::new(LATENT, out.numel()).init(&ad),
@@ -303,7 +302,7 @@ mod tests {
         let input = strata_nn::InputShape { channels: 1, height: 8, width: 8 };
         let out = cfg.arch.output_shape(input).unwrap();
         let model = seeded(&device, 1, || GanNet {
-            backbone: build_stack(&cfg.arch.blocks, FeatureShape::Map(1, 8, 8), &device),
+            backbone: build_stack(&cfg.arch.blocks, FeatureShape::Map(1, 8, 8), &device).unwrap(),
             critic: LinearConfig::new(out.numel(), 1).init(&device),
             generator: Generator {
                 expand: LinearConfig::new(LATENT, out.numel()).init(&device),

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
 use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, FeatureShape, Features, seeded};
+use strata_nn::{Block, Features, try_seeded};
 
 /// Rotation-prediction pretraining.
 pub struct Rotation;
@@ -87,11 +87,12 @@ impl Pretrainer for Rotation {
         let input = batcher.input_shape();
         let features = cfg.arch.output_shape(input)?.numel();
         let ad = device.clone().autodiff();
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
-        let model = seeded(&ad, cfg.seed, || RotationNet {
-            backbone: build_stack(&cfg.arch.blocks, first, &ad),
-            rotation_head: LinearConfig::new(features, 4).init(&ad),
-        });
+        let model = try_seeded(&ad, cfg.seed, || {
+            Ok::<_, strata_nn::NnError>(RotationNet {
+                backbone: build_stack(&cfg.arch.blocks, input.into(), &ad)?,
+                rotation_head: LinearConfig::new(features, 4).init(&ad),
+            })
+        })?;
         let mut objective =
             PredictRotation { model: Some(model), optim: AdamConfig::new().init(), data, batcher, device: ad, cfg };
         let summary = run_epochs(self.name(), cfg, data.len(), 1, &mut objective, observer, log)?;

@@ -18,7 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use strata_data::{Dataset, augment};
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, FeatureShape, Features, seeded};
+use strata_nn::{Block, Features, try_seeded};
 
 /// Pixels an augmentation may shift an image by.
 const MAX_SHIFT: usize = 3;
@@ -174,11 +174,12 @@ impl Pretrainer for Siamese {
         let input = batcher.input_shape();
         let features = cfg.arch.output_shape(input)?.numel();
         let ad = device.clone().autodiff();
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
-        let model = seeded(&ad, cfg.seed, || SiameseNet {
-            backbone: build_stack(&cfg.arch.blocks, first, &ad),
-            projector: LinearConfig::new(features, PROJECTION).init(&ad),
-        });
+        let model = try_seeded(&ad, cfg.seed, || {
+            Ok::<_, strata_nn::NnError>(SiameseNet {
+                backbone: build_stack(&cfg.arch.blocks, input.into(), &ad)?,
+                projector: LinearConfig::new(features, PROJECTION).init(&ad),
+            })
+        })?;
         let identity = if cfg.siamese.pairs_by_label { Some(data.require_labels()?) } else { None };
         let mut objective =
             Twins { model: Some(model), optim: AdamConfig::new().init(), data, batcher, device: ad, cfg, identity };

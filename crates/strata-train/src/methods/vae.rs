@@ -111,10 +111,9 @@ impl Pretrainer for Variational {
         let input = batcher.input_shape();
         let out = cfg.arch.output_shape(input)?;
         let ad = device.clone().autodiff();
-        let first = FeatureShape::Map(input.channels, input.height, input.width);
         let model = try_seeded(&ad, cfg.seed, || -> Result<Vae> {
             Ok(Vae {
-                backbone: build_stack(&cfg.arch.blocks, first, &ad),
+                backbone: build_stack(&cfg.arch.blocks, input.into(), &ad)?,
                 mean: LinearConfig::new(out.numel(), LATENT).init(&ad),
                 log_var: LinearConfig::new(out.numel(), LATENT).init(&ad),
                 expand: LinearConfig::new(LATENT, out.numel()).init(&ad),

@@ -54,7 +54,7 @@ pub struct Args {
 fn forward_flop(arch: &ArchSpec, input: InputShape, decoder: bool, head: Option<usize>) -> Option<f64> {
     use strata_nn::spec::{BlockSpec, FeatureShape};
     let shapes = arch.shapes(input).ok()?;
-    let mut prev = FeatureShape::Map(input.channels, input.height, input.width);
+    let mut prev = FeatureShape::from(input);
     let mut flop = 0.0;
     let mut mirror = 0.0;
     for (b, out) in arch.blocks.iter().zip(&shapes) {

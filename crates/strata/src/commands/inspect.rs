@@ -3,6 +3,7 @@
 use anyhow::Result;
 use std::path::PathBuf;
 use strata_run::context;
+use strata_train::Origin;
 use strata_train::run_dir::Unfinished;
 
 /// Flags of `strata inspect`.
@@ -151,12 +152,11 @@ pub fn run(a: Args) -> Result<()> {
     }
     println!("\nblock  spec                  origin                         frozen in");
     for b in &m.blocks {
-        let origin = match (b.origin.as_str(), b.parent_index, &m.parent) {
-            ("parent", Some(i), Some(p)) => format!("block {i} of {}", p.path),
-            ("parent", None, Some(p)) => format!("block {} of {}", b.index, p.path),
-            ("replaced", Some(i), _) => format!("re-initialised (shape of parent block {i})"),
-            ("added", _, _) => "added (fresh)".into(),
-            (other, _, _) => other.into(),
+        let origin = match (b.origin, &m.parent) {
+            (Origin::Parent { index }, Some(p)) => format!("block {index} of {}", p.path),
+            (Origin::Replaced { index }, _) => format!("re-initialised (shape of parent block {index})"),
+            (Origin::Added, _) => "added (fresh)".into(),
+            (other, _) => other.name().into(),
         };
         println!(
             "{:>5}  {:<20}  {:<29}  {}",
