@@ -1,6 +1,6 @@
 //! Images side by side: reconstructions under their inputs, GAN samples.
 
-use crate::{Canvas, Result, VizError};
+use crate::{Result, VizError};
 
 /// A PNG of `images` (each `channels` x `height` x `width`, channel-first, 0..=255) in rows
 /// of `columns`, with a 2-pixel grey gutter, each image magnified `scale` times.
@@ -26,18 +26,21 @@ pub fn image_grid(
     let gap = 2;
     let rows = images.len().div_ceil(columns);
     let (cell_w, cell_h) = (width * scale + gap, height * scale + gap);
-    let mut canvas = Canvas::new(columns * cell_w + gap, rows * cell_h + gap, [128, 128, 128]);
+    let (w, h) = (columns * cell_w + gap, rows * cell_h + gap);
+    let mut canvas = image::RgbImage::from_pixel(w as u32, h as u32, image::Rgb([128, 128, 128]));
     for (i, img) in images.iter().enumerate() {
         let (ox, oy) = ((i % columns) * cell_w + gap, (i / columns) * cell_h + gap);
         for y in 0..height * scale {
             for x in 0..width * scale {
                 let p = (y / scale) * width + x / scale;
                 let c = if channels == 1 { [img[p]; 3] } else { [img[p], img[plane + p], img[2 * plane + p]] };
-                canvas.set((ox + x) as i64, (oy + y) as i64, c);
+                canvas.put_pixel((ox + x) as u32, (oy + y) as u32, image::Rgb(c));
             }
         }
     }
-    canvas.to_png()
+    let mut out = std::io::Cursor::new(Vec::new());
+    canvas.write_to(&mut out, image::ImageFormat::Png).map_err(|e| VizError::Encode(e.to_string()))?;
+    Ok(out.into_inner())
 }
 
 #[cfg(test)]

@@ -1,12 +1,9 @@
 //! Pictures a user wants to look at after a run: image grids (reconstructions, GAN samples)
 //! and line plots (loss curves, accuracy against labels), written as PNG bytes.
 
-mod canvas;
-mod font;
 mod grid;
 mod plot;
 
-pub use canvas::Canvas;
 pub use grid::image_grid;
 pub use plot::{Plot, Series};
 
