@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::io::read_all;
 use super::{Format, describe, file_name};
 use crate::dataset::{Dataset, ImageShape};
 use crate::error::{DataError, Result};
@@ -14,6 +15,9 @@ use crate::spec::LoadOptions;
 use crate::split::Split;
 
 const SHAPE: ImageShape = ImageShape { channels: 3, height: 32, width: 32 };
+
+/// Pixel bytes of one record (3 x 32 x 32).
+pub(crate) const RECORD_PIXELS: usize = 3 * 32 * 32;
 
 /// The fixed facts of one CIFAR flavour.
 struct Variant {
@@ -151,12 +155,7 @@ impl Format for Cifar {
 
 /// Appends one batch file's pixels and labels.
 fn read_batch(path: &Path, v: &Variant, images: &mut Vec<u8>, labels: &mut Vec<u32>) -> Result<()> {
-    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
-    // Reading a FIFO or a device would block or never end: only plain files.
-    if !meta.is_file() {
-        return Err(DataError::NotAFile { path: path.to_path_buf() });
-    }
-    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let bytes = read_all(path)?;
     parse_batch(&bytes, v, path, images, labels)
 }
 
@@ -208,7 +207,7 @@ fn class_names(dir: &Path, v: &Variant) -> Result<Vec<String>> {
             v.default_names.iter().map(|s| s.to_string()).collect()
         });
     }
-    let bytes = std::fs::read(&meta).map_err(|e| DataError::io(&meta, e))?;
+    let bytes = read_all(&meta)?;
     parse_names(&bytes, v, &meta)
 }
 
@@ -234,25 +233,10 @@ pub fn parse_cifar_names(bytes: &[u8], cifar100: bool, path: &Path) -> Result<Ve
     parse_names(bytes, if cifar100 { &CIFAR100 } else { &CIFAR10 }, path)
 }
 
-/// Writes CIFAR-10 records (label byte + 3x32x32 channel-first pixels), for tests and fixtures.
-pub fn write_cifar10_batch(path: impl AsRef<Path>, labels: &[u8], pixels: &[u8]) -> std::io::Result<()> {
-    if pixels.len() != labels.len() * SHAPE.numel() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} pixels given for {} CIFAR images of 3072", pixels.len(), labels.len()),
-        ));
-    }
-    let mut out = Vec::with_capacity(labels.len() * CIFAR10.record());
-    for (l, px) in labels.iter().zip(pixels.chunks_exact(SHAPE.numel())) {
-        out.push(*l);
-        out.extend_from_slice(px);
-    }
-    std::fs::write(path, out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::write_cifar10_batch;
 
     fn pixels(n: usize) -> Vec<u8> {
         (0..n * 3072).map(|i| (i % 251) as u8).collect()

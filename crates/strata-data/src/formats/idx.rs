@@ -5,12 +5,10 @@
 //! `train`/`test`/`t10k` and `images-idx3`/`labels-idx1`, as EMNIST uses), or one images
 //! file whose labels file sits beside it.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::bufread::MultiGzDecoder;
-
+use super::io::{expect_end, from_bytes, open, read_exact_len, read_up_to};
 use super::{Format, MAX_SIDE, describe, file_name, is_hidden};
 use crate::dataset::{Dataset, ImageShape};
 use crate::error::{DataError, Result};
@@ -174,77 +172,6 @@ fn labels_path_for(images_path: &Path) -> Option<PathBuf> {
     [name, other].into_iter().map(|n| images_path.with_file_name(n)).find(|p| p.is_file())
 }
 
-/// Opens a file for reading, transparently decompressing gzip (sniffed from its first bytes,
-/// not its name). Also returns the file's length when it is not compressed, so that a header
-/// can be checked against what the file really holds before anything is allocated.
-fn open(path: &Path) -> Result<(Box<dyn Read>, Option<u64>)> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::NotFound { path: path.to_path_buf() },
-        _ => DataError::io(path, e),
-    })?;
-    // Opening a FIFO would block and a device could stream forever: only plain files.
-    if !meta.is_file() {
-        return Err(DataError::NotAFile { path: path.to_path_buf() });
-    }
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let head = reader.fill_buf().map_err(|e| DataError::io(path, e))?;
-    if is_gzip(head) {
-        Ok((Box::new(MultiGzDecoder::new(reader)), None))
-    } else {
-        Ok((Box::new(reader), Some(meta.len())))
-    }
-}
-
-/// True when `head` starts with the gzip magic bytes.
-fn is_gzip(head: &[u8]) -> bool {
-    head.starts_with(&[0x1f, 0x8b])
-}
-
-/// A reader over bytes in memory, decompressing gzip, with the length when it is known.
-fn from_bytes(bytes: &[u8]) -> (Box<dyn Read + '_>, Option<u64>) {
-    if is_gzip(bytes) {
-        (Box::new(MultiGzDecoder::new(bytes)), None)
-    } else {
-        (Box::new(bytes), Some(bytes.len() as u64))
-    }
-}
-
-/// Reads exactly `expected` bytes and checks nothing follows.
-///
-/// The buffer grows only as data actually arrives, so a header claiming a trillion
-/// items costs nothing before a short (compressed) file is found out.
-/// `checked` says the input's length was already checked against `expected`, so the whole
-/// buffer can be had at once.
-fn read_exact_len(reader: &mut dyn Read, expected: u64, checked: bool, path: &Path) -> Result<Vec<u8>> {
-    const FIRST_CHUNK: u64 = 1 << 20;
-    let mut buf = Vec::with_capacity(if checked { expected } else { expected.min(FIRST_CHUNK) } as usize);
-    reader.take(expected).read_to_end(&mut buf).map_err(|e| DataError::io(path, e))?;
-    if (buf.len() as u64) < expected {
-        return Err(DataError::Truncated {
-            path: path.to_path_buf(),
-            expected_bytes: expected,
-            found_bytes: buf.len() as u64,
-        });
-    }
-    Ok(buf)
-}
-
-/// Errors if any byte is left in the reader.
-fn expect_end(reader: &mut dyn Read, expected: u64, path: &Path) -> Result<()> {
-    let mut one = [0u8; 1];
-    loop {
-        match reader.read(&mut one) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {
-                return Err(DataError::TrailingBytes { path: path.to_path_buf(), expected_bytes: expected });
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(DataError::io(path, e)),
-        }
-    }
-}
-
 /// Length in bytes of the header of an IDX file with `ndims` dimensions.
 fn header_len(ndims: u8) -> u64 {
     4 + 4 * ndims as u64
@@ -304,20 +231,6 @@ fn header_truncated(path: &Path, ndims: u8, got: usize) -> DataError {
             header_len(ndims)
         ),
     }
-}
-
-/// Fills as much of `buf` as the reader has; returns how much that was.
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8], path: &Path) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(DataError::io(path, e)),
-        }
-    }
-    Ok(got)
 }
 
 /// Checks the bytes a header promises against the length of an uncompressed file, before
@@ -420,52 +333,11 @@ pub fn idx_class_names(labels: &[u32], path: &Path) -> Result<Vec<String>> {
     Ok((0..classes).map(|c| c.to_string()).collect())
 }
 
-/// Creates `path`, gzipped when its name ends in `.gz`.
-fn create(path: &Path) -> std::io::Result<Box<dyn Write>> {
-    let file = BufWriter::new(File::create(path)?);
-    if file_name(path).ends_with(".gz") {
-        Ok(Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast())))
-    } else {
-        Ok(Box::new(file))
-    }
-}
-
-/// Writes `n` images of `h` x `w` bytes as an IDX images file (gzipped if the name ends in `.gz`).
-pub fn write_idx_images(path: impl AsRef<Path>, n: usize, h: usize, w: usize, pixels: &[u8]) -> std::io::Result<()> {
-    let path = path.as_ref();
-    if pixels.len() != n * h * w {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{} pixels given for {n} images of {h}x{w}", pixels.len()),
-        ));
-    }
-    let mut f = create(path)?;
-    f.write_all(&IMAGES_MAGIC.to_be_bytes())?;
-    for d in [n, h, w] {
-        f.write_all(&(d as u32).to_be_bytes())?;
-    }
-    f.write_all(pixels)?;
-    f.flush()
-}
-
-/// Writes labels (each below 256) as an IDX labels file (gzipped if the name ends in `.gz`).
-pub fn write_idx_labels(path: impl AsRef<Path>, labels: &[u32]) -> std::io::Result<()> {
-    let path = path.as_ref();
-    let bytes = labels
-        .iter()
-        .map(|&l| u8::try_from(l))
-        .collect::<std::result::Result<Vec<u8>, _>>()
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "IDX labels must be below 256"))?;
-    let mut f = create(path)?;
-    f.write_all(&LABELS_MAGIC.to_be_bytes())?;
-    f.write_all(&(labels.len() as u32).to_be_bytes())?;
-    f.write_all(&bytes)?;
-    f.flush()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{write_idx_images, write_idx_labels};
+    use std::io::Write;
 
     #[test]
     fn names() {

@@ -1,4 +1,6 @@
-//! File-format readers. Adding a format means one new file here and one line in [`registry`].
+//! File-format readers, in layers: discovery (a [`Format`]'s `detect` and `has_splits`), the
+//! shared IO guards (`io.rs`), and pure parsers over bytes (`parse_*`, what fuzzing calls).
+//! Adding a format means one new file here and one line in [`registry`].
 
 use std::path::Path;
 
@@ -10,6 +12,7 @@ use crate::split::Split;
 pub mod cifar;
 pub mod folder;
 pub mod idx;
+mod io;
 
 /// Largest image side accepted, so a hostile header cannot make us allocate gigabytes.
 pub const MAX_SIDE: u32 = 8192;
