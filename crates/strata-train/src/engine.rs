@@ -131,6 +131,14 @@ struct LoopState {
     seconds: f64,
 }
 
+/// Sends `event` to both subscribers of the run's stream: the recorder (which may fail, e.g.
+/// on a full disk) and the display.
+fn emit(event: Event, observer: &mut dyn Observer, rec: &mut dyn Recorder) -> Result<()> {
+    rec.record(&event)?;
+    observer.event(event);
+    Ok(())
+}
+
 /// Writes a checkpoint of `objective` at `state`, after checking that its weights are finite.
 fn checkpoint(name: &str, state: &LoopState, objective: &dyn Objective, rec: &mut dyn Recorder) -> Result<()> {
     refuse_nonfinite(objective.first_nonfinite(), name, state.step)?;
@@ -193,7 +201,7 @@ pub fn run(
         let phase = &plan.phases[st.phase];
         let name = phase.name.as_str();
         objective.begin_phase(st.phase, phase)?;
-        observer.event(Event::PhaseStart { phase: name.into(), steps: phase.steps });
+        emit(Event::PhaseStart { phase: name.into(), steps: phase.steps }, observer, rec)?;
         let phase_started = Instant::now();
         let phase_seconds = |st: &LoopState| st.phase_seconds + phase_started.elapsed().as_secs_f64();
         let mut window_started = Instant::now();
@@ -213,7 +221,7 @@ pub fn run(
             }
             st.count += idx.len();
             let loss = figures.first().map(|f| f.1).unwrap_or(f64::NAN) as f32;
-            observer.event(Event::Step { phase: name.into(), step: st.in_phase, loss });
+            emit(Event::Step { phase: name.into(), step: st.in_phase, loss }, observer, rec)?;
             let phase_end = st.in_phase == phase.steps;
             let window_end = st.in_phase.is_multiple_of(window) || phase_end;
             if window_end {
@@ -236,7 +244,7 @@ pub fn run(
                     line[k] = serde_json::json!(v);
                 }
                 if let Some(w) = extra.get("warning").and_then(|w| w.as_str()) {
-                    observer.event(Event::Warning { phase: name.into(), message: w.into() });
+                    emit(Event::Warning { phase: name.into(), message: w.into() }, observer, rec)?;
                 }
                 if let serde_json::Value::Object(map) = extra {
                     for (k, v) in map {
@@ -244,7 +252,7 @@ pub fn run(
                     }
                 }
                 st.count = 0;
-                rec.log(line)?;
+                emit(Event::Window { phase: name.into(), line }, observer, rec)?;
             }
             let stop = rec.stop_requested();
             let last_step = phase_end && st.phase + 1 == plan.phases.len();
@@ -276,7 +284,7 @@ pub fn run(
             Some(s) => s,
             None => st.last.iter().map(|(k, v)| format!("{k} {v:.5}")).collect::<Vec<_>>().join(", "),
         };
-        observer.event(Event::PhaseEnd { phase: name.into(), summary });
+        emit(Event::PhaseEnd { phase: name.into(), summary }, observer, rec)?;
         st.phase += 1;
         st.in_phase = 0;
         st.phase_seconds = 0.0;

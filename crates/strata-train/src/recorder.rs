@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointPolicy};
 use crate::error::Result;
+use crate::progress::Event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -27,8 +28,18 @@ impl StopFlag {
     }
 }
 
-/// The sink of a training loop.
+/// The sink of a training loop: it takes in the run's events (the same stream the progress
+/// display sees), stores checkpoints, hands over the one to resume from, and says when to stop.
 pub trait Recorder {
+    /// Takes in one event of the run; by default the line of each closed log window goes to
+    /// [`Recorder::log`] and the rest is for the display alone.
+    fn record(&mut self, event: &Event) -> Result<()> {
+        match event {
+            Event::Window { line, .. } => self.log(line.clone()),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends one JSON object to the run's log (`metrics.jsonl`).
     fn log(&mut self, line: serde_json::Value) -> Result<()>;
 

@@ -1,72 +1,12 @@
-//! Long runs under the user's control: checkpoint flags, Ctrl-C / SIGTERM handling, and
-//! `--resume RUN`, which continues an interrupted run with the settings it started with.
+//! Long runs under the user's control: Ctrl-C / SIGTERM handling, and `--resume RUN`, which
+//! continues an interrupted run with the settings it started with.
 
 use anyhow::{Context, Result, anyhow, bail};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use strata_run::RunControl;
 use strata_train::run_dir::{JobRecord, Unfinished};
-use strata_train::{CheckpointPolicy, RunWriter, StopFlag};
-
-/// Where a training command writes its run and how: shared by `pretrain`, `train` and `finetune`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
-    /// Run directory to create.
-    #[arg(long)]
-    pub out: std::path::PathBuf,
-    /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    #[command(flatten)]
-    pub checkpoints: CheckpointArgs,
-    /// Replace the run directory if it exists.
-    #[arg(long)]
-    pub force: bool,
-    /// Print only phase summaries.
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-/// Checkpoint flags shared by `pretrain`, `finetune` and `train`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CheckpointArgs {
-    /// Write a checkpoint every N optimiser steps (default: every epoch when pretraining,
-    /// every max(epoch, 100) steps and at each phase change when fine-tuning).
-    #[arg(long)]
-    pub checkpoint_every: Option<usize>,
-    /// Keep this many newest checkpoints while the run goes (the best, by training loss, is kept too).
-    #[arg(long, default_value_t = 2)]
-    pub checkpoint_keep: usize,
-    /// Keep the checkpoints in the run directory after it completes (they are removed by default:
-    /// the final weights are in model.safetensors).
-    #[arg(long)]
-    pub keep_checkpoints: bool,
-    /// Continue the interrupted run RUN (the `--out` it was started with) from its last
-    /// checkpoint, with its own settings; only --lr, --device, --quiet and the checkpoint flags
-    /// may be given beside it.
-    #[arg(long, value_name = "RUN")]
-    pub resume: Option<std::path::PathBuf>,
-}
-
-impl CheckpointArgs {
-    /// The run control these flags describe, stopped by Ctrl-C / SIGTERM.
-    pub fn control(&self) -> Result<RunControl> {
-        if self.checkpoint_every == Some(0) {
-            bail!("invalid setting `--checkpoint-every` = 0: give a number of steps of at least 1");
-        }
-        if self.checkpoint_keep == 0 {
-            bail!("invalid setting `--checkpoint-keep` = 0: keep at least 1 checkpoint, or resuming is impossible");
-        }
-        Ok(RunControl {
-            resumable: true,
-            policy: CheckpointPolicy { every_steps: self.checkpoint_every, keep_last: self.checkpoint_keep },
-            keep_checkpoints: self.keep_checkpoints,
-            stop: stop_flag(),
-            resume: self.resume.is_some(),
-        })
-    }
-}
+use strata_train::{RunWriter, StopFlag};
 
 /// Raised by the signal handler; shared by every run of this process.
 fn global_stop() -> &'static StopFlag {

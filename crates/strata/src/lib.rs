@@ -5,4 +5,5 @@ pub mod cli;
 pub mod commands;
 pub mod config_file;
 pub mod control;
+pub mod flags;
 pub mod observer;

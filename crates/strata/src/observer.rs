@@ -1,4 +1,5 @@
-//! Progress display: bars on a terminal, plain lines otherwise.
+//! Progress display: bars on a terminal, plain lines otherwise; one subscriber of a run's
+//! event stream (the run writer is the other).
 
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -44,6 +45,8 @@ impl Observer for Progress {
                     }
                 }
             }
+            // the run writer keeps the window's line; the bar already shows the loss
+            Event::Window { .. } => {}
             Event::PhaseEnd { phase, summary } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();

@@ -5,7 +5,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_nn::spec::REF_CAE;
-use strata_run::pipeline::{self, FinetuneRequest, LabelSubset};
+use strata_run::pipeline::{self, FinetuneRequest};
 use strata_train::FinetuneConfig;
 
 /// Flags of `strata finetune`.
@@ -15,42 +15,14 @@ pub struct Args {
     #[arg(long)]
     pub from: String,
     #[command(flatten)]
-    pub data: LabeledData,
+    pub data: crate::flags::LabeledData,
     /// Backbone of a `--from scratch` run.
     #[arg(long, default_value = REF_CAE)]
     pub arch: ArchSpec,
     #[command(flatten)]
     pub cfg: FinetuneConfig,
     #[command(flatten)]
-    pub run: crate::control::RunArgs,
-}
-
-/// The labeled data of stage two, shared with `search` and `probe`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct LabeledData {
-    /// Labeled training images (IDX with labels, class folders, CIFAR).
-    #[arg(long)]
-    pub train: String,
-    /// Labeled test images: scored after each phase (finetune), for every trial (search,
-    /// never used to choose), or by the probe.
-    #[arg(long)]
-    pub test: Option<String>,
-    /// Only these classes of the labeled data, e.g. `8,9` or `0-7` (indices or names).
-    #[arg(long)]
-    pub classes: Option<String>,
-    /// Use a stratified, seeded subset of N labeled images per class (indices go to the manifest).
-    #[arg(long)]
-    pub labels_per_class: Option<usize>,
-    /// Or use a stratified, seeded fraction of each class (e.g. 0.01; at least one image per class).
-    #[arg(long)]
-    pub label_fraction: Option<f64>,
-}
-
-impl LabeledData {
-    /// The label subset these flags ask for.
-    pub fn labels(&self) -> Result<LabelSubset> {
-        Ok(LabelSubset::from_flags(self.labels_per_class, self.label_fraction)?)
-    }
+    pub run: crate::flags::RunArgs,
 }
 
 /// Runs `strata finetune`.

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long)]
     pub max_images: Option<usize>,
     #[command(flatten)]
-    pub run: crate::control::RunArgs,
+    pub run: crate::flags::RunArgs,
 }
 
 /// Runs `strata pretrain`.

@@ -1,6 +1,6 @@
 //! `strata probe`: how good are a run's frozen features, without fine-tuning?
 
-use crate::commands::finetune::LabeledData;
+use crate::flags::LabeledData;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_run::stage2::Stage2;

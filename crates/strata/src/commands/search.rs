@@ -1,6 +1,6 @@
 //! `strata search`: try the reuse strategies on a validation split and keep the best.
 
-use crate::commands::finetune::LabeledData;
+use crate::flags::LabeledData;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;

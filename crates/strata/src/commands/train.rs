@@ -48,7 +48,7 @@ pub struct Args {
     #[arg(long, default_value_t = FinetuneConfig::default().seed)]
     pub seed: u64,
     #[command(flatten)]
-    pub run: crate::control::RunArgs,
+    pub run: crate::flags::RunArgs,
 }
 
 /// Runs `strata train`.
