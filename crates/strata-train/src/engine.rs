@@ -204,6 +204,12 @@ pub fn run(
         emit(Event::PhaseStart { phase: name.into(), steps: phase.steps }, observer, rec)?;
         let phase_started = Instant::now();
         let phase_seconds = |st: &LoopState| st.phase_seconds + phase_started.elapsed().as_secs_f64();
+        // the state a checkpoint saves: the loop position with the time spent so far
+        let snapshot = |st: &LoopState| LoopState {
+            phase_seconds: phase_seconds(st),
+            seconds: run_seconds(st, run_started),
+            ..st.clone()
+        };
         let mut window_started = Instant::now();
         while st.in_phase < phase.steps {
             let mut idx = schedule.next_batch();
@@ -258,23 +264,13 @@ pub fn run(
             let last_step = phase_end && st.phase + 1 == plan.phases.len();
             if window_end && plan.checkpoint_windows {
                 if policy.is_some() || stop {
-                    let saved = LoopState {
-                        phase_seconds: phase_seconds(&st),
-                        seconds: run_seconds(&st, run_started),
-                        ..st.clone()
-                    };
-                    checkpoint(name, &saved, objective, rec)?;
+                    checkpoint(name, &snapshot(&st), objective, rec)?;
                 }
                 if stop && !last_step {
                     return Err(TrainError::Interrupted { step: st.step });
                 }
             } else if !phase_end && (stop || every.is_some_and(|n| st.step.is_multiple_of(n))) {
-                let saved = LoopState {
-                    phase_seconds: phase_seconds(&st),
-                    seconds: run_seconds(&st, run_started),
-                    ..st.clone()
-                };
-                checkpoint(name, &saved, objective, rec)?;
+                checkpoint(name, &snapshot(&st), objective, rec)?;
                 if stop {
                     return Err(TrainError::Interrupted { step: st.step });
                 }
