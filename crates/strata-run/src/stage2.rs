@@ -27,9 +27,7 @@ impl LabelSubset {
     /// From `--labels-per-class` and `--label-fraction` (at most one may be given).
     pub fn from_flags(per_class: Option<usize>, fraction: Option<f64>) -> Result<Self> {
         match (per_class, fraction) {
-            (Some(_), Some(_)) => {
-                return Err(RunError::invalid(format!("give --labels-per-class or --label-fraction, not both")));
-            }
+            (Some(_), Some(_)) => Err(RunError::invalid("give --labels-per-class or --label-fraction, not both")),
             (Some(n), None) => Ok(Self::PerClass(n)),
             (None, Some(f)) => Ok(Self::Fraction(f)),
             (None, None) => Ok(Self::All),
