@@ -181,7 +181,6 @@ impl Stage2 {
     }
 
     /// Trains `cfg` as `model` on `rows` of the training data; `eval` is scored after each phase.
-    #[allow(clippy::too_many_arguments)]
     pub fn train(
         &self,
         cfg: &FinetuneConfig,

@@ -3,11 +3,16 @@
 //! phases, the log window, progress events, checkpoints and their cadence, stopping on
 //! request, resuming from a checkpoint, and naming the tensor when training diverges.
 
-use crate::checkpoint::{Checkpoint, Parts, name_nonfinite, refuse_nonfinite};
+use crate::checkpoint::{
+    Checkpoint, MODEL_PART, Parts, load_module, load_optimizer, module_bytes, name_nonfinite, optimizer_bytes, part,
+    refuse_nonfinite,
+};
 use crate::error::{Result, TrainError};
 use crate::progress::{Event, Observer};
 use crate::recorder::Recorder;
 use crate::step::{BatchSchedule, SchedulePosition};
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -109,6 +114,52 @@ pub struct Summary {
     pub steps: usize,
     /// wall-clock seconds, those before a resume included
     pub seconds: f64,
+}
+
+impl Summary {
+    /// The figures a run reports in its manifest: the last window's means (`final_*`), steps,
+    /// seconds and images per second at `batch` images a step.
+    pub fn metrics(&self, batch: usize) -> serde_json::Value {
+        let mut m = serde_json::json!({
+            "final_loss": self.last.get("loss"), "steps": self.steps, "seconds": self.seconds,
+            "images_per_s": (self.steps * batch) as f64 / self.seconds.max(1e-9),
+        });
+        for (k, v) in &self.last {
+            if k != "loss" {
+                m[format!("final_{k}")] = serde_json::json!(v);
+            }
+        }
+        m
+    }
+}
+
+/// The usual checkpoint parts: a model (with its parameter ids) and its optimisers by name.
+pub fn save_parts<M: Module>(model: &Option<M>, optims: &[(&str, &ModuleOptimizer)]) -> Result<Parts> {
+    let Some(model) = model else { unreachable!("the model is put back after every step") };
+    let mut parts = Parts::new();
+    parts.insert(MODEL_PART.into(), module_bytes(model)?);
+    for (name, optim) in optims {
+        parts.insert((*name).into(), optimizer_bytes(optim)?);
+    }
+    Ok(parts)
+}
+
+/// Puts the model of [`save_parts`] back into `slot`.
+pub fn restore_model<M: Module>(slot: &mut Option<M>, parts: &Parts) -> Result<()> {
+    let Some(model) = slot.take() else { unreachable!("the model is put back after every step") };
+    *slot = Some(load_module(model, part(parts, MODEL_PART)?, MODEL_PART)?);
+    Ok(())
+}
+
+/// Puts the optimiser state called `name` back into `optim`.
+pub fn restore_optim(optim: &mut ModuleOptimizer, parts: &Parts, name: &str) -> Result<()> {
+    *optim = load_optimizer(optim.clone(), part(parts, name)?, name)?;
+    Ok(())
+}
+
+/// The first non-finite tensor of the model in `slot`.
+pub fn nonfinite<M: Module>(slot: &Option<M>) -> Option<String> {
+    slot.as_ref().and_then(strata_nn::weights::first_nonfinite)
 }
 
 /// The engine's position, saved in each checkpoint.

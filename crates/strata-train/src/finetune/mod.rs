@@ -10,10 +10,10 @@ pub use config::FinetuneConfig;
 pub use phases::{Phase, apply_freeze, lr_schedule, plan};
 
 use crate::batch::Batcher;
-use crate::checkpoint::{
-    MODEL_PART, OPTIM_PART, Parts, load_module, load_optimizer, module_bytes, optimizer_bytes, part,
+use crate::checkpoint::{OPTIM_PART, Parts, part};
+use crate::engine::{
+    self, Figures, Objective, PhasePlan, Plan, Window, nonfinite, restore_model, restore_optim, save_parts,
 };
-use crate::engine::{self, Figures, Objective, PhasePlan, Plan, Window};
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
@@ -28,7 +28,7 @@ use burn::tensor::Device;
 use cache::FrozenCache;
 use std::collections::BTreeMap;
 use strata_data::{Dataset, Normalization, augment};
-use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded, weights};
+use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded};
 
 /// Where the backbone blocks come from.
 pub enum Init {
@@ -208,9 +208,7 @@ impl Objective for Tuning<'_> {
     }
 
     fn save(&self) -> Result<Parts> {
-        let mut parts = Parts::new();
-        parts.insert(MODEL_PART.into(), module_bytes(self.model())?);
-        parts.insert(OPTIM_PART.into(), optimizer_bytes(&self.optim)?);
+        let mut parts = save_parts(&self.model, &[(OPTIM_PART, &self.optim)])?;
         let records = serde_json::to_vec(&self.records)
             .map_err(|e| TrainError::BadRun { path: RECORDS_PART.into(), reason: e.to_string() })?;
         parts.insert(RECORDS_PART.into(), records);
@@ -218,16 +216,15 @@ impl Objective for Tuning<'_> {
     }
 
     fn restore(&mut self, parts: &Parts) -> Result<()> {
-        let model = self.model.take().unwrap_or_else(|| unreachable!("the model is always there"));
-        self.model = Some(load_module(model, part(parts, MODEL_PART)?, MODEL_PART)?);
-        self.optim = load_optimizer(self.optim.clone(), part(parts, OPTIM_PART)?, OPTIM_PART)?;
+        restore_model(&mut self.model, parts)?;
+        restore_optim(&mut self.optim, parts, OPTIM_PART)?;
         self.records = serde_json::from_slice(part(parts, RECORDS_PART)?)
             .map_err(|e| TrainError::BadRun { path: RECORDS_PART.into(), reason: format!("checkpoint part: {e}") })?;
         Ok(())
     }
 
     fn first_nonfinite(&self) -> Option<String> {
-        self.model.as_ref().and_then(weights::first_nonfinite)
+        nonfinite(&self.model)
     }
 }
 
@@ -294,7 +291,7 @@ mod tests {
     use strata_data::ImageShape;
     use strata_nn::ArchSpec;
     use strata_nn::block::build_stack;
-    use strata_nn::{FeatureShape, seeded};
+    use strata_nn::{FeatureShape, seeded, weights};
 
     const INPUT: InputShape = InputShape { channels: 1, height: 8, width: 8 };
     const ARCH: &str = "conv4-bn-pool,conv4-bn-pool,dense8-bn";
