@@ -107,7 +107,7 @@ fn same_seed_same_bytes() {
             "--unfreeze-steps",
             "4",
             "--augment-shift",
-            "2",
+            "0.1",
             "--seed",
             "3",
             "--out",

@@ -233,6 +233,17 @@ fn a_diverging_run_names_the_step_and_keeps_its_last_good_checkpoint() {
         "9.9",
         "--momentum",
         "0.99",
+        // strata 0.2's schedule: the full rate from the first step, no smoothing or decay to
+        // soften the blow-up, so the weights (not only the loss) overflow
+        "--schedule",
+        "constant",
+        "--warmup",
+        "0",
+        "--label-smoothing",
+        "0",
+        "--weight-decay",
+        "0",
+        "--no-augment",
         "--frozen-steps",
         "200",
         "--unfreeze-steps",

@@ -116,9 +116,16 @@ fn search_covers_every_strategy_and_is_deterministic() {
     search(&b);
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("search.json")).unwrap()).unwrap();
     let trials: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["trial"].as_str().unwrap()).collect();
-    assert_eq!(trials.len(), 11, "{trials:?}");
+    assert_eq!(trials.len(), 12, "{trials:?}");
     assert_eq!(trials[0], "--from scratch");
-    for needle in ["--unfreeze-top 0", "--unfreeze-top 2", "--drop-top 2", "--replace-top 1", "--add-hidden dense8"] {
+    for needle in [
+        "--unfreeze-top 0",
+        "--unfreeze-top 2",
+        "--drop-top 2",
+        "--replace-top 1",
+        "--add-hidden dense8",
+        "--head-init prototype",
+    ] {
         assert!(trials.iter().any(|t| t.contains(needle)), "no `{needle}` row in {trials:?}");
     }
     for r in rows.as_array().unwrap() {
@@ -185,9 +192,12 @@ fn probe_scores_frozen_features_both_ways() {
     let out =
         ok(&["probe", pre.to_str().unwrap(), "--train", &d, "--test", &format!("{d}:test"), "--steps", "50", "--json"]);
     let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["method"], "linear");
     assert_eq!(lines[1]["method"], "knn");
+    assert_eq!(lines[2]["method"], "ncm");
+    // every label is used, so there is no all-labels ceiling to add; k came from leave-one-out
+    assert!(lines[1]["k"].as_u64().is_some_and(|k| k >= 1), "{}", lines[1]);
     for l in &lines {
         let acc = l["accuracy"].as_f64().unwrap();
         // ten classes: well-trained or not, frozen features carry more than chance
@@ -211,5 +221,23 @@ fn probe_scores_frozen_features_both_ways() {
     let e = fails(&["probe", pre.to_str().unwrap(), "--train", &d, "--test", &format!("{d}:test"), "--k", "0"]);
     assert!(e.contains("--k"), "{e}");
     let e = fails(&["probe", pre.to_str().unwrap(), "--train", &d, "--test", &format!("{d}:test"), "--method", "svm"]);
-    assert!(e.contains("linear or knn"), "{e}");
+    assert!(e.contains("linear, knn or ncm"), "{e}");
+    // from a label subset, the kNN on every label is added as the representation's ceiling
+    let out = ok(&[
+        "probe",
+        pre.to_str().unwrap(),
+        "--train",
+        &d,
+        "--test",
+        &format!("{d}:test"),
+        "--labels-per-class",
+        "3",
+        "--method",
+        "ncm,knn",
+        "--json",
+    ]);
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!((lines[0]["train_images"].as_u64(), lines[1]["k"].as_u64()), (Some(30), Some(1)), "{out}");
+    assert!(lines[2]["probe"].as_str().unwrap().starts_with("ceiling") && lines[2]["train_images"].as_u64() > Some(30));
 }

@@ -12,6 +12,7 @@ use strata_data::stratified_split;
 use strata_nn::ArchSpec;
 use strata_train::finetune::FinetuneOutcome;
 use strata_train::progress::Silent;
+use strata_train::finetune::HeadInit;
 use strata_train::{FinetuneConfig, RunDir, RunWriter, evaluate};
 
 /// Everything `strata search` needs.
@@ -36,6 +37,9 @@ pub struct SearchRequest {
     pub add_hidden: Option<ArchSpec>,
     /// stop starting trials once this much time is spent
     pub budget: Option<Duration>,
+    /// seeds each trial is trained with (base.seed, base.seed + 1, ...): each draws its own
+    /// label subset and validation split, and the table shows the mean and spread
+    pub seeds: usize,
     /// where the winner goes
     pub out: PathBuf,
     /// replace an existing run directory
@@ -64,9 +68,10 @@ pub const BASE: &str = "base settings";
 /// The trials for a parent backbone of `depth` blocks, in the order of the source notes:
 /// the scratch baseline; all blocks reused and frozen; the top one, then two, unfrozen;
 /// the top block dropped, then two, ... (each frozen and with its top block unfrozen);
-/// the top block re-initialised; hidden blocks added. Every trial trains as many steps as
-/// `base`, and its name is [`FinetuneConfig::to_flags`] against `base`, so typing the name
-/// after the search's own flags reproduces the trial.
+/// the top block re-initialised; hidden blocks added; and the nearest-class-mean classifier
+/// (prototype head, no training). Every other trial trains as many steps as `base`, and its
+/// name is [`FinetuneConfig::to_flags`] against `base`, so typing the name after the search's
+/// own flags reproduces the trial.
 pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>) -> Vec<Trial> {
     let steps = base.steps();
     let with = |f: &dyn Fn(&mut FinetuneConfig)| {
@@ -115,6 +120,13 @@ pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>
             unfreeze(1)(c);
         }));
     }
+    if depth > 0 {
+        out.push(with(&|c| {
+            c.head_init = HeadInit::Prototype;
+            c.frozen_steps = 0;
+            c.unfreeze_steps = 0;
+        }));
+    }
     out
 }
 
@@ -125,11 +137,13 @@ pub struct Row {
     pub trial: String,
     /// the classifier's backbone
     pub backbone: String,
-    /// accuracy on the held-out validation split (None: not run)
+    /// accuracy on the held-out validation split, mean over the seeds (None: not run)
     pub val_accuracy: Option<f64>,
-    /// accuracy on `--test` (None: no test set, or not run)
+    /// its standard deviation over the seeds (0 with one seed)
+    pub val_std: Option<f64>,
+    /// accuracy on `--test`, mean over the seeds (None: no test set, or not run)
     pub test_accuracy: Option<f64>,
-    /// training seconds
+    /// training seconds, all seeds together
     pub seconds: f64,
     /// `done`, `skipped (budget)` or the error that stopped it
     pub status: String,
@@ -166,25 +180,36 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         req.base.seed,
         &req.device,
     )?;
-    let all = stage.train.require_labels()?;
-    let subset_labels: Vec<u32> = stage.rows.iter().map(|&r| all[r]).collect();
-    let (fit, val) = stratified_split(&subset_labels, stage.train.num_classes(), req.val_fraction, req.base.seed)
-        .context("--val-fraction")?;
-    let fit: Vec<usize> = fit.into_iter().map(|i| stage.rows[i]).collect();
-    let val: Vec<usize> = val.into_iter().map(|i| stage.rows[i]).collect();
-    if val.is_empty() {
-        return Err(RunError::invalid(format!(
-            "--val-fraction {}: no image is left for validation ({} labeled images); use more labels or a larger fraction",
-            req.val_fraction,
-            stage.rows.len()
-        )));
+    if req.seeds == 0 {
+        return Err(RunError::invalid("--seeds 0: train each trial with at least one seed"));
     }
-    let val_data = stage.train.subset(&val);
+    let all = stage.train.require_labels()?;
+    let classes = stage.train.num_classes();
+    // each seed draws its own labels and validation split, so a lucky split cannot pick the winner
+    let mut splits = Vec::with_capacity(req.seeds);
+    for seed in (0..req.seeds as u64).map(|i| req.base.seed + i) {
+        let subset = if seed == req.base.seed { stage.rows.clone() } else { stage.labels.rows(all, classes, seed)? };
+        let subset_labels: Vec<u32> = subset.iter().map(|&r| all[r]).collect();
+        let (fit, val) =
+            stratified_split(&subset_labels, classes, req.val_fraction, seed).context("--val-fraction")?;
+        let fit: Vec<usize> = fit.into_iter().map(|i| subset[i]).collect();
+        let val: Vec<usize> = val.into_iter().map(|i| subset[i]).collect();
+        if val.is_empty() {
+            return Err(RunError::invalid(format!(
+                "--val-fraction {}: no image is left for validation ({} labeled images); use more labels or a larger fraction",
+                req.val_fraction,
+                subset.len()
+            )));
+        }
+        let val_data = stage.train.subset(&val);
+        splits.push((seed, fit, val, val_data));
+    }
     let depth = stage.parent.as_ref().map(|p| p.arch.blocks.len()).unwrap_or(0);
     let scratch_arch = stage.parent.as_ref().map(|p| p.arch.clone()).unwrap_or_else(ArchSpec::reference);
 
     let mut rows = Vec::new();
-    let mut best: Option<(usize, f64, FinetuneConfig, Resolved, FinetuneOutcome)> = None;
+    // the first seed's classifier of every finished trial, one of which is written
+    let mut kept: Vec<Option<(FinetuneConfig, Resolved, FinetuneOutcome)>> = Vec::new();
     for trial in trials(depth, &req.base, req.add_hidden.as_ref()) {
         let spent = started.elapsed();
         let typical = rows.iter().map(|r: &Row| r.seconds).fold(0.0, f64::max);
@@ -197,54 +222,57 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
                 trial: trial.name,
                 backbone: String::new(),
                 val_accuracy: None,
+                val_std: None,
                 test_accuracy: None,
                 seconds: 0.0,
                 status: "skipped (budget)".into(),
             });
+            kept.push(None);
             continue;
         }
         let t0 = Instant::now();
-        let cfg = trial.cfg;
-        let model =
-            stage.resolve(&cfg, &scratch_arch, trial.scratch).with_context(|| format!("trial `{}`", trial.name))?;
-        let outcome =
-            match stage.train(&cfg, &model, &fit, Some(&val_data), &mut Silent, &mut strata_train::recorder::Discard) {
-                Ok(o) => o,
+        let model = stage
+            .resolve(&trial.cfg, &scratch_arch, trial.scratch)
+            .with_context(|| format!("trial `{}`", trial.name))?;
+        let (mut vals, mut tests, mut first, mut failure) = (Vec::new(), Vec::new(), None, None);
+        for (seed, fit, _, val_data) in &splits {
+            let cfg = FinetuneConfig { seed: *seed, ..trial.cfg.clone() };
+            let log = &mut strata_train::recorder::Discard;
+            match stage.train(&cfg, &model, fit, Some(val_data), &mut Silent, log) {
+                Ok(outcome) => {
+                    vals.push(outcome.evaluation.as_ref().map(|e| e.accuracy).unwrap_or(0.0));
+                    if let Some(t) = &stage.test {
+                        tests.push(evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?.accuracy);
+                    }
+                    if first.is_none() {
+                        first = Some((cfg, outcome));
+                    }
+                }
                 // a diverging trial is a result, not the end of the search
                 Err(e) => {
-                    rows.push(Row {
-                        trial: trial.name,
-                        backbone: model.backbone.arch.to_string(),
-                        val_accuracy: None,
-                        test_accuracy: None,
-                        seconds: t0.elapsed().as_secs_f64(),
-                        status: format!("failed: {e:#}"),
-                    });
-                    progress(rows.last().unwrap_or_else(|| unreachable!()));
-                    continue;
+                    failure = Some(format!("failed (seed {seed}): {e:#}"));
+                    break;
                 }
-            };
-        let val_accuracy = outcome.evaluation.as_ref().map(|e| e.accuracy).unwrap_or(0.0);
-        let test_accuracy = match &stage.test {
-            Some(t) => Some(evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?.accuracy),
-            None => None,
-        };
+            }
+        }
+        let (mean, std) = mean_std(&vals);
+        let done = failure.is_none();
         rows.push(Row {
             trial: trial.name,
             backbone: model.backbone.arch.to_string(),
-            val_accuracy: Some(val_accuracy),
-            test_accuracy,
+            val_accuracy: done.then_some(mean),
+            val_std: done.then_some(std),
+            test_accuracy: (done && !tests.is_empty()).then(|| mean_std(&tests).0),
             seconds: t0.elapsed().as_secs_f64(),
-            status: "done".into(),
+            status: failure.unwrap_or_else(|| "done".into()),
         });
+        kept.push(if done { first.map(|(cfg, outcome)| (cfg, model, outcome)) } else { None });
         progress(rows.last().unwrap_or_else(|| unreachable!()));
         writer.log(&serde_json::to_value(rows.last())?)?;
-        // ties go to the earlier trial: the simpler change in the strategy's order
-        if best.as_ref().is_none_or(|b| val_accuracy > b.1) {
-            best = Some((rows.len() - 1, val_accuracy, cfg, model, outcome));
-        }
     }
-    let (winner, _, cfg, model, outcome) = best.context("no trial finished; see the table's status column")?;
+    let winner = choose(&rows).context("no trial finished; see the table's status column")?;
+    let (cfg, model, outcome) = kept[winner].take().context("the winner's classifier")?;
+    let (fit, val) = (splits[0].1.clone(), splits[0].2.clone());
     let table = Table { rows: &rows, winner };
     writer.write_file("search.md", table.markdown().as_bytes())?;
     writer.write_file("search.csv", table.csv().as_bytes())?;
@@ -267,13 +295,31 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
         rows_subset: true,
         search: Some(serde_json::json!({
             "winner": rows[winner].trial, "validation_images": val.len(), "val_fraction": req.val_fraction,
-            "rows": rows,
+            "seeds": req.seeds, "rows": rows,
         })),
         kind: None,
     };
     let manifest = stage.manifest(&cfg, &model, &outcome, info);
     let run = write_classifier(writer, manifest, &outcome, test_eval.as_ref())?;
     Ok(SearchResult { rows, winner, run, split: (val.len(), fit.len()), seconds: started.elapsed().as_secs_f64() })
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n.max(1.0);
+    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+/// The winning row: the best mean validation accuracy, or the earliest trial (the simpler
+/// change in the strategy's order) whose mean lies within the best one's spread over seeds.
+pub fn choose(rows: &[Row]) -> Option<usize> {
+    let best = (0..rows.len())
+        .filter(|&i| rows[i].val_accuracy.is_some())
+        .max_by(|&a, &b| rows[a].val_accuracy.partial_cmp(&rows[b].val_accuracy).unwrap_or(std::cmp::Ordering::Equal).then(b.cmp(&a)))?;
+    let (top, spread) = (rows[best].val_accuracy?, rows[best].val_std.unwrap_or(0.0));
+    (0..rows.len()).find(|&i| rows[i].val_accuracy.is_some_and(|v| v >= top - spread))
 }
 
 /// The table as text.
@@ -288,6 +334,14 @@ fn pct(a: Option<f64>) -> String {
     a.map(|a| format!("{:.2}%", 100.0 * a)).unwrap_or_else(|| "-".into())
 }
 
+/// A mean with its spread over seeds, when there is one.
+pub fn spread(mean: Option<f64>, std: Option<f64>) -> String {
+    match (mean, std) {
+        (Some(m), Some(s)) if s > 0.0 => format!("{:.2} ± {:.2}%", 100.0 * m, 100.0 * s),
+        _ => pct(mean),
+    }
+}
+
 impl Table<'_> {
     /// Markdown, the winner marked.
     pub fn markdown(&self) -> String {
@@ -300,7 +354,7 @@ impl Table<'_> {
                 "| `{}`{mark} | `{}` | {} | {} | {:.1} | {} |",
                 r.trial,
                 r.backbone,
-                pct(r.val_accuracy),
+                spread(r.val_accuracy, r.val_std),
                 pct(r.test_accuracy),
                 r.seconds,
                 r.status
@@ -311,15 +365,16 @@ impl Table<'_> {
 
     /// CSV with a header line.
     pub fn csv(&self) -> String {
-        let mut s = String::from("trial,backbone,val_accuracy,test_accuracy,seconds,status,winner\n");
+        let mut s = String::from("trial,backbone,val_accuracy,val_std,test_accuracy,seconds,status,winner\n");
         let num = |a: Option<f64>| a.map(|a| format!("{a:.6}")).unwrap_or_default();
         for (i, r) in self.rows.iter().enumerate() {
             let _ = writeln!(
                 s,
-                "\"{}\",\"{}\",{},{},{:.2},\"{}\",{}",
+                "\"{}\",\"{}\",{},{},{},{:.2},\"{}\",{}",
                 r.trial,
                 r.backbone,
                 num(r.val_accuracy),
+                num(r.val_std),
                 num(r.test_accuracy),
                 r.seconds,
                 r.status.replace('"', "'"),
@@ -348,7 +403,7 @@ mod tests {
         let add = ArchSpec::parse("dense64").unwrap();
         let names: Vec<String> =
             trials(3, &FinetuneConfig::default(), Some(&add)).into_iter().map(|t| t.name).collect();
-        let frozen = "--frozen-steps 1000 --unfreeze-steps 0 --unfreeze-top 0";
+        let frozen = "--frozen-steps 3000 --unfreeze-steps 0 --unfreeze-top 0";
         assert_eq!(
             names,
             [
@@ -363,8 +418,36 @@ mod tests {
                 "--drop-top 2".into(),
                 "--replace-top 1".into(),
                 "--add-hidden dense64".into(),
+                "--frozen-steps 0 --head-init prototype --unfreeze-steps 0".into(),
             ]
         );
+    }
+
+    fn row(val: f64, std: f64) -> Row {
+        Row {
+            trial: String::new(),
+            backbone: String::new(),
+            val_accuracy: Some(val),
+            val_std: Some(std),
+            test_accuracy: None,
+            seconds: 0.0,
+            status: "done".into(),
+        }
+    }
+
+    #[test]
+    fn ties_within_the_spread_go_to_the_simpler_trial() {
+        // the best mean is 0.90 ± 0.03: 0.88 lies within it and comes first in the strategy
+        let rows = [row(0.80, 0.0), row(0.88, 0.01), row(0.90, 0.03), row(0.85, 0.0)];
+        assert_eq!(choose(&rows), Some(1));
+        // with one seed there is no spread: the best wins, the earlier of equals
+        let rows = [row(0.80, 0.0), row(0.88, 0.0), row(0.90, 0.0), row(0.90, 0.0)];
+        assert_eq!(choose(&rows), Some(2));
+        let mut failed = row(0.99, 0.0);
+        failed.val_accuracy = None;
+        assert_eq!(choose(&[failed, row(0.5, 0.0)]), Some(1));
+        let (m, sd) = mean_std(&[0.8, 0.9, 1.0]);
+        assert!((m - 0.9).abs() < 1e-12 && (sd - 0.1).abs() < 1e-12, "{m} ± {sd}");
     }
 
     #[test]
@@ -383,7 +466,7 @@ mod tests {
     #[test]
     fn every_trial_trains_as_many_steps_as_the_baseline() {
         let base = FinetuneConfig { frozen_steps: 30, unfreeze_steps: 0, ..FinetuneConfig::default() };
-        for t in trials(2, &base, None) {
+        for t in trials(2, &base, None).into_iter().filter(|t| t.cfg.head_init != HeadInit::Prototype) {
             assert_eq!(t.cfg.steps(), 30, "{}", t.name);
             if t.cfg.unfreeze_top > 0 && !t.scratch {
                 assert!(t.cfg.unfreeze_steps > 0, "{}", t.name);

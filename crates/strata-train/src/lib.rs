@@ -20,6 +20,7 @@ pub mod recorder;
 pub mod replicas;
 pub mod reuse;
 pub mod run_dir;
+pub mod schedule;
 pub mod step;
 
 pub use checkpoint::{CheckpointPolicy, CheckpointStore};
@@ -34,3 +35,4 @@ pub use optim::{OptimSettings, OptimizerKind};
 pub use progress::{Event, Observer};
 pub use recorder::{Discard, Recorder, StopFlag};
 pub use run_dir::{RunDir, RunWriter};
+pub use schedule::LrSchedule;

@@ -1,6 +1,7 @@
 //! Scoring a pretrained backbone without fine-tuning, as self-supervised learning papers and
-//! libraries do: a linear classifier on its frozen features, or k nearest neighbours on its
-//! L2-normalised features. Features are computed once per image.
+//! libraries do: a linear classifier on its frozen features, k nearest neighbours on its
+//! L2-normalised features, or the nearest class mean (which needs no training and is strong
+//! at a few labels per class). Features are computed once per image.
 
 use crate::batch::Batcher;
 use crate::error::{Result, TrainError};
@@ -22,6 +23,8 @@ pub enum ProbeMethod {
     Linear,
     /// similarity-weighted vote of the k nearest training images (cosine similarity)
     Knn,
+    /// nearest class mean of centred, L2-normalised features (cosine to each class prototype)
+    Ncm,
 }
 
 impl std::str::FromStr for ProbeMethod {
@@ -30,7 +33,8 @@ impl std::str::FromStr for ProbeMethod {
         match s {
             "linear" => Ok(Self::Linear),
             "knn" => Ok(Self::Knn),
-            _ => Err(format!("unknown probe `{s}`; use linear or knn")),
+            "ncm" => Ok(Self::Ncm),
+            _ => Err(format!("unknown probe `{s}`; use linear, knn or ncm")),
         }
     }
 }
@@ -40,9 +44,9 @@ impl std::str::FromStr for ProbeMethod {
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(default)]
 pub struct ProbeConfig {
-    /// Neighbours that vote (knn).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().k))]
-    pub k: usize,
+    /// Neighbours that vote (knn; default: chosen by leave-one-out on the labeled images).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub k: Option<usize>,
     /// Temperature of the neighbours' vote weights exp(similarity / t) (knn; as in DINO and solo-learn).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().temperature))]
     pub temperature: f32,
@@ -62,7 +66,7 @@ pub struct ProbeConfig {
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self { k: 20, temperature: 0.07, steps: 1000, lr: 1e-2, batch: 256, seed: 0 }
+        Self { k: None, temperature: 0.07, steps: 1000, lr: 1e-2, batch: 256, seed: 0 }
     }
 }
 
@@ -70,7 +74,7 @@ impl ProbeConfig {
     /// Checks ranges and gives an error naming the flag.
     pub fn validate(&self) -> Result<()> {
         validate_optim(self.batch, self.lr)?;
-        if self.k == 0 {
+        if self.k == Some(0) {
             return Err(TrainError::config("--k", 0, "let at least one neighbour vote, e.g. --k 20"));
         }
         if self.steps == 0 {
@@ -139,18 +143,60 @@ pub fn features(
     FeatureMatrix { values, dim }
 }
 
-/// kNN predictions for each row of `test`, from `train` rows labeled `labels`.
+/// Candidate neighbour counts for leave-one-out.
+const K_CANDIDATES: [usize; 9] = [1, 3, 5, 7, 10, 15, 20, 30, 50];
+
+/// The neighbour count that classifies the labeled images best when each is left out of its
+/// own vote; ties go to the smaller k. Candidates stop below the smallest class's size, so
+/// 10 images per class allow at most k = 7.
+pub fn choose_k(train: &FeatureMatrix, labels: &[u32], classes: usize, temperature: f32) -> usize {
+    let f = train.l2_normalised();
+    let n = f.rows();
+    let smallest = (0..classes as u32).map(|c| labels.iter().filter(|&&l| l == c).count()).filter(|&c| c > 0).min();
+    let limit = smallest.unwrap_or(1).max(2) - 1;
+    let ks: Vec<usize> = K_CANDIDATES.into_iter().filter(|&k| k <= limit && k < n).collect();
+    let Some(&first) = ks.first() else { return 1 };
+    let mut correct = vec![0usize; ks.len()];
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    for i in 0..n {
+        let sim: Vec<f32> = (0..n).map(|j| f.row(i).iter().zip(f.row(j)).map(|(a, b)| a * b).sum()).collect();
+        order.clear();
+        order.extend((0..n).filter(|&j| j != i));
+        order.sort_by(|a, b| sim[*b].total_cmp(&sim[*a]).then(a.cmp(b)));
+        for (slot, &k) in ks.iter().enumerate() {
+            if vote(&sim, &order[..k], labels, classes, temperature) == labels[i] {
+                correct[slot] += 1;
+            }
+        }
+    }
+    let best = (0..ks.len()).fold(0, |b, s| if correct[s] > correct[b] { s } else { b });
+    ks.get(best).copied().unwrap_or(first)
+}
+
+/// The class with the largest sum of exp(similarity / t) over `neighbours` (lowest class on a tie).
+fn vote(sim: &[f32], neighbours: &[usize], labels: &[u32], classes: usize, temperature: f32) -> u32 {
+    let mut votes = vec![0f64; classes.max(1)];
+    for &j in neighbours {
+        if let Some(v) = votes.get_mut(labels[j] as usize) {
+            *v += f64::from((sim[j] / temperature).exp());
+        }
+    }
+    (0..votes.len()).fold(0, |b, c| if votes[c] > votes[b] { c } else { b }) as u32
+}
+
+/// kNN predictions (`k` neighbours, vote weights at `temperature`) for each row of `test`,
+/// from `train` rows labeled `labels`.
 pub fn knn(
     train: &FeatureMatrix,
     labels: &[u32],
     test: &FeatureMatrix,
     classes: usize,
-    cfg: &ProbeConfig,
+    (k, temperature): (usize, f32),
     device: &Device,
 ) -> Vec<u32> {
     let (train, test) = (train.l2_normalised(), test.l2_normalised());
     let n = train.rows();
-    let k = cfg.k.min(n).max(1);
+    let k = k.min(n).max(1);
     let bank = train.tensor(0..n, device).transpose();
     let mut out = Vec::with_capacity(test.rows());
     let mut order: Vec<usize> = Vec::with_capacity(n);
@@ -167,17 +213,98 @@ pub fn knn(
             if k < n {
                 order.select_nth_unstable_by(k - 1, cmp);
             }
-            let mut votes = vec![0f64; classes.max(1)];
-            for &j in &order[..k] {
-                if let Some(v) = votes.get_mut(labels[j] as usize) {
-                    *v += f64::from((row[j] / cfg.temperature).exp());
-                }
-            }
-            let best = (0..votes.len()).fold(0, |b, c| if votes[c] > votes[b] { c } else { b });
-            out.push(best as u32);
+            out.push(vote(row, &order[..k], labels, classes, temperature));
         }
     }
     out
+}
+
+/// Nearest class mean: each class's prototype is the mean of its centred, L2-normalised
+/// training features, itself normalised; an image goes to the prototype of highest cosine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prototypes {
+    /// mean training feature, subtracted before normalising
+    pub centre: Vec<f32>,
+    /// classes x dim unit vectors (a class without images has a zero row)
+    pub means: Vec<f32>,
+    /// values per feature
+    pub dim: usize,
+}
+
+impl Prototypes {
+    /// The prototypes of `train` rows labeled `labels`.
+    pub fn fit(train: &FeatureMatrix, labels: &[u32], classes: usize) -> Self {
+        let (n, dim) = (train.rows(), train.dim);
+        let mut centre = vec![0f64; dim];
+        for i in 0..n {
+            centre.iter_mut().zip(train.row(i)).for_each(|(c, &v)| *c += f64::from(v));
+        }
+        let centre: Vec<f32> = centre.into_iter().map(|c| (c / n.max(1) as f64) as f32).collect();
+        let mut sums = vec![0f64; classes * dim];
+        for i in 0..n {
+            let unit = unit(train.row(i), &centre);
+            let class = labels[i] as usize;
+            if class < classes {
+                sums[class * dim..(class + 1) * dim].iter_mut().zip(&unit).for_each(|(s, &v)| *s += f64::from(v));
+            }
+        }
+        let mut means: Vec<f32> = sums.into_iter().map(|s| s as f32).collect();
+        for m in means.chunks_mut(dim.max(1)) {
+            let norm = m.iter().map(|v| v * v).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                m.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        Self { centre, means, dim }
+    }
+
+    /// Cosine of each row's centred feature to each prototype, rows x classes.
+    pub fn scores(&self, test: &FeatureMatrix) -> Vec<Vec<f32>> {
+        (0..test.rows())
+            .map(|i| {
+                let u = unit(test.row(i), &self.centre);
+                self.means.chunks(self.dim.max(1)).map(|m| m.iter().zip(&u).map(|(a, b)| a * b).sum()).collect()
+            })
+            .collect()
+    }
+
+    /// The nearest prototype's class for each row of `test` (lowest class on a tie).
+    pub fn predict(&self, test: &FeatureMatrix) -> Vec<u32> {
+        self.scores(test)
+            .into_iter()
+            .map(|s| (0..s.len()).fold(0, |b, c| if s[c] > s[b] { c } else { b }) as u32)
+            .collect()
+    }
+}
+
+/// `row - centre`, scaled to unit length (a zero difference stays zero).
+fn unit(row: &[f32], centre: &[f32]) -> Vec<f32> {
+    let mut v: Vec<f32> = row.iter().zip(centre).map(|(a, c)| a - c).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+/// One probe's predictions for each row of `test`, and the k a kNN probe used.
+pub fn predict(
+    method: ProbeMethod,
+    train: &FeatureMatrix,
+    labels: &[u32],
+    test: &FeatureMatrix,
+    classes: usize,
+    cfg: &ProbeConfig,
+    device: &Device,
+) -> Result<(Vec<u32>, Option<usize>)> {
+    Ok(match method {
+        ProbeMethod::Knn => {
+            let k = cfg.k.unwrap_or_else(|| choose_k(train, labels, classes, cfg.temperature));
+            (knn(train, labels, test, classes, (k, cfg.temperature), device), Some(k))
+        }
+        ProbeMethod::Linear => (linear(train, labels, test, classes, cfg, device)?, None),
+        ProbeMethod::Ncm => (Prototypes::fit(train, labels, classes).predict(test), None),
+    })
 }
 
 /// A linear classifier on standardised features.
@@ -277,8 +404,7 @@ mod tests {
     #[test]
     fn one_nearest_neighbour_recovers_its_own_training_labels() {
         let (f, labels) = clusters(40);
-        let cfg = ProbeConfig { k: 1, ..ProbeConfig::default() };
-        assert_eq!(knn(&f, &labels, &f, 2, &cfg, &Device::default()), labels);
+        assert_eq!(knn(&f, &labels, &f, 2, (1, 0.07), &Device::default()), labels);
     }
 
     #[test]
@@ -286,13 +412,70 @@ mod tests {
         let (train, labels) = clusters(40);
         let (test, truth) = clusters(21);
         let device = Device::default();
-        let cfg = ProbeConfig { k: 5, steps: 100, batch: 16, ..ProbeConfig::default() };
-        assert_eq!(knn(&train, &labels, &test, 2, &cfg, &device), truth);
-        assert_eq!(linear(&train, &labels, &test, 2, &cfg, &device).unwrap(), truth);
+        let cfg = ProbeConfig { k: Some(5), steps: 100, batch: 16, ..ProbeConfig::default() };
+        for method in [ProbeMethod::Knn, ProbeMethod::Linear, ProbeMethod::Ncm] {
+            assert_eq!(predict(method, &train, &labels, &test, 2, &cfg, &device).unwrap().0, truth, "{method:?}");
+        }
         // flipping the training labels flips the answers: the probes do read the labels
         let flipped: Vec<u32> = labels.iter().map(|l| 1 - l).collect();
         let inverse: Vec<u32> = truth.iter().map(|l| 1 - l).collect();
-        assert_eq!(knn(&train, &flipped, &test, 2, &cfg, &device), inverse);
+        assert_eq!(knn(&train, &flipped, &test, 2, (5, 0.07), &device), inverse);
+        assert_eq!(Prototypes::fit(&train, &flipped, 2).predict(&test), inverse);
+    }
+
+    /// Rows of `f` in the order `perm`.
+    fn permuted(f: &FeatureMatrix, labels: &[u32], perm: &[usize]) -> (FeatureMatrix, Vec<u32>) {
+        let values = perm.iter().flat_map(|&i| f.row(i).to_vec()).collect();
+        (FeatureMatrix { values, dim: f.dim }, perm.iter().map(|&i| labels[i]).collect())
+    }
+
+    #[test]
+    fn ncm_is_exact_on_separated_clusters_and_ignores_the_order() {
+        // three clusters far apart, offset from the origin so centring matters
+        let mut values = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..30 {
+            let c = i % 3;
+            let e = (i as f32 * 0.7).sin() * 0.1;
+            let mut row = vec![5.0, 5.0, 5.0];
+            row[c] += 2.0 + e;
+            values.extend(row);
+            labels.push(c as u32);
+        }
+        let f = FeatureMatrix { values, dim: 3 };
+        let ncm = Prototypes::fit(&f, &labels, 3);
+        assert_eq!(ncm.predict(&f), labels);
+        // without centring every row points the same way: (5, 5, 7) vs (5, 7, 5) is a cosine of 0.98
+        let perm: Vec<usize> = (0..30).rev().collect();
+        let (g, glabels) = permuted(&f, &labels, &perm);
+        assert_eq!(Prototypes::fit(&g, &glabels, 3), ncm);
+        let device = Device::default();
+        let (test, _) = clusters(9);
+        let (train, tl) = clusters(40);
+        let perm: Vec<usize> = (0..40).map(|i| (i * 7) % 40).collect();
+        let (shuffled, sl) = permuted(&train, &tl, &perm);
+        for k in [1, 3, 5] {
+            assert_eq!(
+                knn(&train, &tl, &test, 2, (k, 0.07), &device),
+                knn(&shuffled, &sl, &test, 2, (k, 0.07), &device),
+                "k {k}"
+            );
+        }
+        assert_eq!(choose_k(&train, &tl, 2, 0.07), choose_k(&shuffled, &sl, 2, 0.07));
+    }
+
+    #[test]
+    fn leave_one_out_picks_a_k_the_classes_allow() {
+        // two tight clusters plus one mislabeled point in each: k = 1 copies the mislabel,
+        // a wider vote outvotes it
+        let (mut f, mut labels) = clusters(40);
+        f.values.extend([1.0, 0.05, 0.1, 0.05, 1.0, -0.1]);
+        labels.extend([1, 0]);
+        let k = choose_k(&f, &labels, 2, 0.07);
+        assert!(k > 1 && k <= 20, "k {k}");
+        // 3 images per class allow at most k = 2, so k = 1 is the only candidate
+        let (small, sl) = clusters(6);
+        assert_eq!(choose_k(&small, &sl, 2, 0.07), 1);
     }
 
     #[test]
@@ -303,7 +486,7 @@ mod tests {
 
     #[test]
     fn bad_settings_name_the_flag() {
-        let e = ProbeConfig { k: 0, ..ProbeConfig::default() }.validate().unwrap_err().to_string();
+        let e = ProbeConfig { k: Some(0), ..ProbeConfig::default() }.validate().unwrap_err().to_string();
         assert!(e.contains("--k"), "{e}");
     }
 }

@@ -2,11 +2,14 @@
 //! and validation. `strata finetune`, `search`, `demo`, the examples and library callers all
 //! read this one type; the manifest records it as it was used.
 
+use super::prototype::HeadInit;
 use crate::error::{Result, TrainError};
 use crate::layout::Surgery;
 use crate::optim::{OptimSettings, OptimizerKind};
+use crate::schedule::LrSchedule;
 use crate::step::validate_optim;
 use serde::{Deserialize, Serialize};
+use strata_data::AugmentPolicy;
 use strata_nn::ArchSpec;
 use strata_nn::HiddenLayers;
 
@@ -31,6 +34,10 @@ pub struct FinetuneConfig {
     /// Hidden layers of the new head, e.g. `256` or `256,128` (default: output layer only).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.head.clone()))]
     pub head: HiddenLayers,
+    /// How the output layer starts: random, or prototype (each class's mean feature, so the
+    /// head is a nearest-class-mean classifier before any step; with 0 steps it stays one).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.head_init))]
+    pub head_init: HeadInit,
     /// Optimiser steps with the reused blocks frozen (head and new blocks only).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.frozen_steps))]
     pub frozen_steps: usize,
@@ -52,6 +59,15 @@ pub struct FinetuneConfig {
     /// Learning rate of the head and new blocks (and of all layers from scratch).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.lr, allow_negative_numbers = true))]
     pub lr: f64,
+    /// Rate over each phase: cosine (warm-up, then half a cosine to zero) or constant.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.schedule))]
+    pub schedule: LrSchedule,
+    /// Share of each phase's steps spent warming the rate up linearly (0 = none).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.warmup, allow_negative_numbers = true))]
+    pub warmup: f64,
+    /// Label smoothing: the target puts 1 - x on the true class, x spread over all (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.label_smoothing, allow_negative_numbers = true))]
+    pub label_smoothing: f64,
     /// adam (AdamW when --weight-decay is set) or sgd.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.optimizer))]
     pub optimizer: OptimizerKind,
@@ -67,41 +83,101 @@ pub struct FinetuneConfig {
     /// Images per optimiser step.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.batch))]
     pub batch: usize,
-    /// Randomly shift labeled images by up to this many pixels (0 = off).
-    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_shift))]
-    pub augment_shift: usize,
+    /// Train on the labeled images as they are: no --augment-* draw.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub no_augment: bool,
+    /// Largest random rotation either way, degrees.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_rotate, allow_negative_numbers = true))]
+    pub augment_rotate: f64,
+    /// Largest random shift either way, as a fraction of the image side.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_shift, allow_negative_numbers = true))]
+    pub augment_shift: f64,
+    /// Largest random change of size either way (0.1: 90 % to 110 %).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_scale, allow_negative_numbers = true))]
+    pub augment_scale: f64,
+    /// Largest random horizontal shear either way, degrees.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_shear, allow_negative_numbers = true))]
+    pub augment_shear: f64,
+    /// Elastic distortion strength in pixels (Simard et al. use 34 on 28x28 digits; 0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_elastic, allow_negative_numbers = true))]
+    pub augment_elastic: f64,
+    /// Largest random change of brightness either way, relative (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_brightness, allow_negative_numbers = true))]
+    pub augment_brightness: f64,
+    /// Largest random change of contrast either way, relative (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_contrast, allow_negative_numbers = true))]
+    pub augment_contrast: f64,
+    /// Side of a random square set to zero, as a fraction of the shorter side (0 = off).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.augment_cutout, allow_negative_numbers = true))]
+    pub augment_cutout: f64,
     /// Push every image through the frozen blocks at every step instead of caching their
-    /// outputs once per phase (the cache is used only without augmentation).
+    /// outputs once per phase.
     #[cfg_attr(feature = "cli", arg(long))]
     pub no_feature_cache: bool,
+    /// With augmentation, the cache holds this many augmented draws of each labeled image and
+    /// each step picks one at random (0 = a fresh draw at every step, no cache).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.cache_draws))]
+    pub cache_draws: usize,
     /// Seed of the label subset, head initialisation, data order and augmentation.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.seed))]
     pub seed: u64,
 }
 
-/// The defaults of every stage-two setting: the one place they are written.
+/// The defaults of every stage-two setting: the one place they are written. The recipe is
+/// the careful one of `../shared/peer/careful_scratch.py` (AdamW, warm-up + cosine, label
+/// smoothing 0.1, random affine draws of ±15°, ±10 % shift and size, 3 000 steps), which
+/// scratch and fine-tuned classifiers share; see docs/RESULTS.md for how it was chosen.
 pub const DEFAULT: FinetuneConfig = FinetuneConfig {
     reuse: None,
     drop_top: 0,
     replace_top: 0,
     add_hidden: None,
     head: HiddenLayers::NONE,
-    frozen_steps: 400,
-    unfreeze_steps: 600,
+    head_init: HeadInit::Random,
+    frozen_steps: 1000,
+    unfreeze_steps: 2000,
     unfreeze_top: 1,
     unfreeze_every: None,
     lr_mult: 0.1,
     lr_decay: 1.0,
     lr: 1e-3,
+    schedule: LrSchedule::Cosine,
+    warmup: 0.05,
+    label_smoothing: 0.1,
     optimizer: OptimizerKind::Adam,
     momentum: 0.9,
-    weight_decay: 0.0,
+    weight_decay: 5e-4,
     decay_norm_and_bias: false,
     batch: 64,
-    augment_shift: 0,
+    no_augment: false,
+    augment_rotate: 15.0,
+    augment_shift: 0.1,
+    augment_scale: 0.1,
+    augment_shear: 0.0,
+    augment_elastic: 0.0,
+    augment_brightness: 0.0,
+    augment_contrast: 0.0,
+    augment_cutout: 0.0,
     no_feature_cache: false,
+    cache_draws: 16,
     seed: 0,
 };
+
+/// strata 0.2's stage two, kept to show what the careful recipe changes: 400 frozen and
+/// 600 unfrozen steps of plain Adam at a constant rate, no augmentation, no smoothing.
+/// `--from scratch` with it is the "untuned scratch" row of the results.
+pub fn untuned() -> FinetuneConfig {
+    FinetuneConfig {
+        frozen_steps: 400,
+        unfreeze_steps: 600,
+        schedule: LrSchedule::Constant,
+        warmup: 0.0,
+        label_smoothing: 0.0,
+        weight_decay: 0.0,
+        no_augment: true,
+        ..DEFAULT
+    }
+}
 
 impl Default for FinetuneConfig {
     fn default() -> Self {
@@ -130,6 +206,23 @@ impl FinetuneConfig {
         }
     }
 
+    /// The augmentation each labeled image gets at every step (none with `no_augment`).
+    pub fn augmentation(&self) -> AugmentPolicy {
+        if self.no_augment {
+            return AugmentPolicy::NONE;
+        }
+        AugmentPolicy {
+            rotate_deg: self.augment_rotate,
+            shift: self.augment_shift,
+            scale: self.augment_scale,
+            shear_deg: self.augment_shear,
+            elastic: self.augment_elastic,
+            brightness: self.augment_brightness,
+            contrast: self.augment_contrast,
+            cutout: self.augment_cutout,
+        }
+    }
+
     /// Steps of all phases together.
     pub fn steps(&self) -> usize {
         self.frozen_steps + self.unfreeze_steps
@@ -149,8 +242,33 @@ impl FinetuneConfig {
                 "use a multiplier per block in (0, 1], e.g. 0.5 (1 = the same rate for every unfrozen block)",
             ));
         }
-        if self.steps() == 0 {
-            return Err(TrainError::config("--steps", 0, "train for at least one step"));
+        if self.steps() == 0 && self.head_init != HeadInit::Prototype {
+            return Err(TrainError::config(
+                "--steps",
+                0,
+                "train for at least one step (only --head-init prototype makes a classifier without training)",
+            ));
+        }
+        if !(self.warmup.is_finite() && (0.0..1.0).contains(&self.warmup)) {
+            return Err(TrainError::config("--warmup", self.warmup, "use a share of the phase in [0, 1), e.g. 0.05"));
+        }
+        if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
+            return Err(TrainError::config("--label-smoothing", self.label_smoothing, "use a value in [0, 1), e.g. 0.1"));
+        }
+        let ranges: [(&str, f64, f64, &str); 8] = [
+            ("--augment-rotate", self.augment_rotate, 180.0, "degrees, e.g. 15"),
+            ("--augment-shift", self.augment_shift, 0.5, "a fraction of the side, e.g. 0.1 (not pixels)"),
+            ("--augment-scale", self.augment_scale, 0.9, "a relative change, e.g. 0.1"),
+            ("--augment-shear", self.augment_shear, 60.0, "degrees, e.g. 10"),
+            ("--augment-elastic", self.augment_elastic, 100.0, "pixels, e.g. 34 on 28x28 images"),
+            ("--augment-brightness", self.augment_brightness, 0.99, "a relative change, e.g. 0.2"),
+            ("--augment-contrast", self.augment_contrast, 0.99, "a relative change, e.g. 0.2"),
+            ("--augment-cutout", self.augment_cutout, 1.0, "a fraction of the side, e.g. 0.25"),
+        ];
+        for (flag, value, max, hint) in ranges {
+            if !(value.is_finite() && (0.0..=max).contains(&value)) {
+                return Err(TrainError::config(flag, value, &format!("use a value between 0 and {max}: {hint}")));
+            }
         }
         Ok(())
     }
@@ -219,7 +337,7 @@ mod tests {
         let trial = FinetuneConfig {
             drop_top: 1,
             unfreeze_top: 0,
-            frozen_steps: 1000,
+            frozen_steps: 500,
             unfreeze_steps: 0,
             add_hidden: Some(ArchSpec::parse("dense128").unwrap()),
             head: "256,128".parse().unwrap(),
@@ -231,7 +349,7 @@ mod tests {
         for part in [
             "--drop-top 1",
             "--unfreeze-top 0",
-            "--frozen-steps 1000",
+            "--frozen-steps 500",
             "--unfreeze-steps 0",
             "--add-hidden dense128",
             "--head 256,128",
@@ -264,7 +382,7 @@ mod tests {
         assert!(
             bad(&|c| {
                 c.unfreeze_top = 3;
-                c.unfreeze_every = Some(300)
+                c.unfreeze_every = Some(1000)
             })
             .contains("--unfreeze-every")
         );

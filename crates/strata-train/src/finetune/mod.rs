@@ -5,9 +5,11 @@
 mod cache;
 pub mod config;
 pub mod phases;
+pub mod prototype;
 
-pub use config::FinetuneConfig;
-pub use phases::{Phase, apply_freeze, lr_schedule, plan};
+pub use config::{FinetuneConfig, untuned};
+pub use phases::{Phase, PhaseRates, apply_freeze, phase_rates, plan};
+pub use prototype::HeadInit;
 
 use crate::batch::Batcher;
 use crate::checkpoint::{OPTIM_PART, Parts, part};
@@ -20,14 +22,13 @@ use crate::layout::{BackbonePlan, Origin};
 use crate::manifest::PhaseRecord;
 use crate::progress::Observer;
 use crate::recorder::Recorder;
-use crate::step::{checked_loss, cross_entropy, step_rng};
+use crate::step::{checked_loss, smoothed_cross_entropy, step_rng};
 use burn::module::Module;
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use cache::FrozenCache;
 use std::collections::BTreeMap;
-use strata_data::{Dataset, Normalization, augment};
+use strata_data::{AugmentPolicy, Dataset, Normalization};
 use strata_nn::{Block, Classifier, HeadSpec, InputShape, try_seeded};
 
 /// Where the backbone blocks come from.
@@ -110,7 +111,12 @@ struct Tuning<'a> {
     optim: ModuleOptimizer,
     batcher: Batcher<'a>,
     device: Device,
-    lr_policy: Option<ModuleLrScheduler>,
+    /// the current phase's peak rates, scaled at each step by the schedule
+    rates: Option<PhaseRates>,
+    /// the step the current phase started at (steps count over all phases)
+    phase_start: usize,
+    /// the augmentation of labeled images
+    policy: AugmentPolicy,
     cache: Option<FrozenCache>,
     /// the rate of the current phase's topmost unfrozen reused block, for logs and the manifest
     reused_lr: Option<f64>,
@@ -135,14 +141,15 @@ impl Tuning<'_> {
 impl Objective for Tuning<'_> {
     fn begin_phase(&mut self, index: usize, _plan: &PhasePlan) -> Result<()> {
         self.current = index;
+        self.phase_start = self.phases[..index].iter().map(|p| p.steps).sum();
         let phase = &self.phases[index];
         let model = apply_freeze(self.model.take().unwrap_or_else(|| unreachable!("the model is always there")), phase);
-        self.lr_policy = Some(lr_schedule(&model, phase, self.job.cfg.lr));
+        self.rates = Some(phase_rates(&model, phase, self.job.cfg.lr));
         let reused = self.job.backbone.reused();
         self.reused_lr = reused.iter().rev().find_map(|&i| phase.block_lr[i]);
-        let rows = self.job.rows;
+        let (job, rows) = (self.job, self.job.rows);
         self.cache =
-            FrozenCache::build(self.job.cfg, self.job.backbone, phase, &model, &self.batcher, rows, self.job.device);
+            FrozenCache::build(job.cfg, job.backbone, phase, &model, &self.batcher, job.train, rows, job.device);
         self.model = Some(model);
         Ok(())
     }
@@ -153,19 +160,17 @@ impl Objective for Tuning<'_> {
         let ad = &self.device;
         let y = self.batcher.labels(idx, ad);
         let logits = if let Some(cache) = &self.cache {
-            model.forward_from(cache.depth, cache.batch(idx))
-        } else if cfg.augment_shift > 0 {
-            // one generator per step, so a resumed run shifts its images the same way
+            model.forward_from(cache.depth, cache.batch(idx, step))
+        } else if !self.policy.is_identity() {
+            // one generator per step, so a resumed run draws the same augmentations
             let mut rng = step_rng(cfg.seed, 0x6175_676d, step as u64);
-            let px: Vec<Vec<u8>> = idx
-                .iter()
-                .map(|&i| augment::random_shift(train.image(i), train.shape, cfg.augment_shift, &mut rng))
-                .collect();
+            let px: Vec<Vec<u8>> =
+                idx.iter().map(|&i| self.policy.apply(train.image(i), train.shape, &mut rng)).collect();
             model.forward(self.batcher.inputs_from_pixels(&px, ad))
         } else {
             model.forward(self.batcher.inputs(idx, ad))
         };
-        let loss = cross_entropy(logits, y);
+        let loss = smoothed_cross_entropy(logits, y, cfg.label_smoothing);
         let value = match checked_loss(&loss, &self.phases[self.current].name, step) {
             Ok(v) => v,
             Err(e) => {
@@ -174,7 +179,9 @@ impl Objective for Tuning<'_> {
             }
         };
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let lr = self.lr_policy.as_mut().map(|p| p.step()).unwrap_or_else(|| unreachable!("begin_phase sets it"));
+        let phase_steps = self.phases[self.current].steps;
+        let factor = cfg.schedule.factor(cfg.warmup, step - self.phase_start, phase_steps);
+        let lr = self.rates.as_ref().map(|r| r.at(factor)).unwrap_or_else(|| unreachable!("begin_phase sets it"));
         self.model = Some(self.optim.step(lr, model, grads));
         Ok(vec![("loss", f64::from(value))])
     }
@@ -243,7 +250,12 @@ pub fn finetune(
     let ad = device.clone().autodiff();
     let batcher = Batcher::new(train, norm);
     // loaded blocks live on a plain device; train() puts every parameter under autodiff
-    let model = build_model(init, job, batcher.input_shape(), &ad)?.train();
+    let model = build_model(init, job, batcher.input_shape(), &ad)?;
+    let model = match cfg.head_init {
+        HeadInit::Prototype => prototype::imprint(model, train, &batcher, rows, device),
+        HeadInit::Random => model,
+    }
+    .train();
     let phases = plan(cfg, backbone);
     let steps_per_epoch = Plan::steps_per_epoch(rows.len(), cfg.batch);
     let engine_plan = Plan {
@@ -264,7 +276,9 @@ pub fn finetune(
         optim: cfg.optim().build(),
         batcher,
         device: ad,
-        lr_policy: None,
+        rates: None,
+        phase_start: 0,
+        policy: cfg.augmentation(),
         cache: None,
         reused_lr: None,
         records: Vec::new(),
@@ -291,7 +305,7 @@ mod tests {
     use strata_data::ImageShape;
     use strata_nn::ArchSpec;
     use strata_nn::block::build_stack;
-    use strata_nn::{FeatureShape, seeded, weights};
+    use strata_nn::{FeatureShape, Features, seeded, weights};
 
     const INPUT: InputShape = InputShape { channels: 1, height: 8, width: 8 };
     const ARCH: &str = "conv4-bn-pool,conv4-bn-pool,dense8-bn";
@@ -355,7 +369,8 @@ mod tests {
     fn cached_frozen_features_give_the_same_weights_bit_for_bit() {
         // batch-norm blocks frozen on running statistics, a frozen prefix of 2 then 1 block
         let device = Device::default();
-        let mut cfg = FinetuneConfig { add_hidden: Some(ArchSpec::parse("dense4").unwrap()), ..config() };
+        let mut cfg =
+            FinetuneConfig { add_hidden: Some(ArchSpec::parse("dense4").unwrap()), no_augment: true, ..config() };
         cfg.unfreeze_top = 2;
         cfg.unfreeze_every = Some(2);
         let cached = run(&cfg, parent_blocks(&device));
@@ -366,22 +381,24 @@ mod tests {
             cached.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>(),
             plain.phases.iter().map(|p| p.final_loss).collect::<Vec<_>>()
         );
-        // with augmentation the cache does not apply: each step shifts the images anew
-        cfg.augment_shift = 1;
-        let plan_of = backbone(&cfg);
-        let shifted = plan(&cfg, &plan_of).into_iter().all(|phase| {
-            FrozenCache::build(
-                &cfg,
-                &plan_of,
-                &phase,
-                &cached.model,
-                &Batcher::new(&toy_data(), &Normalization::fit(&toy_data())),
-                &[0, 1],
-                &device,
-            )
-            .is_none()
-        });
-        assert!(shifted);
+        // with augmentation the cache holds `cache_draws` draws of each image, or nothing at 0
+        cfg.no_feature_cache = false;
+        cfg.no_augment = false;
+        let (data, plan_of) = (toy_data(), backbone(&cfg));
+        let norm = Normalization::fit(&data);
+        let batcher = Batcher::new(&data, &norm);
+        let frozen = &plan(&cfg, &plan_of)[0];
+        let build = |c: &FinetuneConfig| {
+            FrozenCache::build(c, &plan_of, frozen, &cached.model, &batcher, &data, &[0, 1, 2], &device)
+        };
+        cfg.cache_draws = 0;
+        assert!(build(&cfg).is_none());
+        cfg.cache_draws = 4;
+        let (a, b) = (build(&cfg).unwrap(), build(&cfg).unwrap());
+        let values = |f: Features| f.flat().into_data().to_vec::<f32>().unwrap();
+        assert_eq!(values(a.batch(&[0, 1, 2], 7)), values(b.batch(&[0, 1, 2], 7)));
+        // other steps pick other draws of the same images
+        assert!((0..10).any(|s| values(a.batch(&[0, 1, 2], s)) != values(a.batch(&[0, 1, 2], 7))));
     }
 
     #[test]
@@ -435,8 +452,7 @@ mod tests {
         let before = (weight(&model, false).inner(), weight(&model, true).inner());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let mut optim = SgdConfig::new().init();
-        let mut policy = lr_schedule(&model, unfrozen, cfg.lr);
-        let model = optim.step(policy.step(), model, grads);
+        let model = optim.step(phase_rates(&model, unfrozen, cfg.lr).at(1.0), model, grads);
         let delta = |after: Tensor<2>, before: Tensor<2>| -> f32 { (before - after).mean().into_scalar() };
         let reused = delta(weight(&model, false).inner(), before.0);
         let head = delta(weight(&model, true).inner(), before.1);

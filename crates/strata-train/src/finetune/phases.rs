@@ -4,7 +4,7 @@
 use super::config::FinetuneConfig;
 use crate::layout::BackbonePlan;
 use burn::module::{Module, ParamGroup};
-use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use strata_nn::{Classifier, weights};
 
 /// One phase of the schedule: how long, and the learning rate of each backbone block.
@@ -56,17 +56,36 @@ pub fn plan(cfg: &FinetuneConfig, backbone: &BackbonePlan) -> Vec<Phase> {
     phases.into_iter().filter(|p| p.steps > 0).collect()
 }
 
-/// The per-group learning rates of `phase`: the head's as the base, one group per trainable
-/// backbone block with its own rate.
-pub fn lr_schedule(model: &Classifier, phase: &Phase, head_lr: f64) -> ModuleLrScheduler {
-    let mut policy = ModuleLrScheduler::new(head_lr);
-    for (i, lr) in phase.block_lr.iter().enumerate() {
-        if let (Some(lr), Some(block)) = (lr, model.backbone.get(i)) {
-            let ids = weights::param_ids(block).into_values().collect();
-            policy = policy.with_group(ParamGroup::from_ids(ids), *lr);
+/// The peak learning rates of a phase: the head's as the base, one group per trainable
+/// backbone block with its own rate; the schedule scales them all by one factor per step.
+pub struct PhaseRates {
+    head: f64,
+    groups: Vec<(ParamGroup, f64)>,
+}
+
+impl PhaseRates {
+    /// Every rate times `factor` (the schedule's value at this step).
+    pub fn at(&self, factor: f64) -> ModuleLearningRate {
+        let mut policy = ModuleLrScheduler::new(self.head * factor);
+        for (group, lr) in &self.groups {
+            policy = policy.with_group(group.clone(), lr * factor);
         }
+        policy.step()
     }
-    policy
+}
+
+/// The peak rates of `phase` for `model`'s parameters, the head at `head_lr`.
+pub fn phase_rates(model: &Classifier, phase: &Phase, head_lr: f64) -> PhaseRates {
+    let groups = phase
+        .block_lr
+        .iter()
+        .enumerate()
+        .filter_map(|(i, lr)| {
+            let (lr, block) = (lr.as_ref()?, model.backbone.get(i)?);
+            Some((ParamGroup::from_ids(weights::param_ids(block).into_values().collect()), *lr))
+        })
+        .collect();
+    PhaseRates { head: head_lr, groups }
 }
 
 /// Freezes the blocks `phase` leaves frozen (which also switches their batch norm to running

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 use strata_nn::ArchSpec;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
-use strata_train::{Corruption, FinetuneConfig, PretrainConfig};
+use strata_train::finetune::untuned;
+use strata_train::{Corruption, PretrainConfig};
 
 /// Flags of `strata demo`.
 #[derive(Debug, clap::Args)]
@@ -14,7 +15,7 @@ pub struct Args {
     /// Folder with train-*/t10k-* IDX files: train = unlabeled pool and label source, t10k = test.
     #[arg(long, default_value = "data/mnist5k")]
     pub data: String,
-    /// Where the three runs go (`pretrain`, `finetune`, `scratch` inside).
+    /// Where the runs go (`pretrain`, `finetune`, `scratch`, `scratch-untuned` inside).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
     /// Labeled images per class for stage two.
@@ -29,8 +30,9 @@ pub struct Args {
     /// Masking noise: the fraction of pixels `dae` zeroes, the most `siamese` zeroes.
     #[arg(long, default_value_t = 0.3)]
     pub noise: f32,
+    /// Stage two of the fine-tuned and the scratch classifier alike.
     #[command(flatten)]
-    pub cfg: FinetuneConfig,
+    pub cfg: strata_train::FinetuneConfig,
     /// cpu (flex), ndarray, vulkan[:N] or cuda[:N].
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -85,10 +87,20 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
     let t1 = Instant::now();
     let ft = pipeline::finetune(&base, &mut Progress::new(quiet))?;
     let finetune_s = t1.elapsed().as_secs_f64();
-    let scratch_req = FinetuneRequest { from: None, out: a.out.join("scratch"), ..base };
+    let scratch_req = FinetuneRequest { from: None, out: a.out.join("scratch"), ..base.clone() };
     let t2 = Instant::now();
     let sc = pipeline::finetune(&scratch_req, &mut Progress::new(quiet))?;
     let scratch_s = t2.elapsed().as_secs_f64();
+    // strata 0.2's schedule, to show what the careful baseline changes
+    let untuned_req = FinetuneRequest {
+        from: None,
+        out: a.out.join("scratch-untuned"),
+        cfg: strata_train::FinetuneConfig { seed: a.cfg.seed, ..untuned() },
+        ..base
+    };
+    let t3 = Instant::now();
+    let un = pipeline::finetune(&untuned_req, &mut Progress::new(quiet))?;
+    let untuned_s = t3.elapsed().as_secs_f64();
 
     let acc = |r: &pipeline::FinetuneResult| r.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
     let frozen = ft.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy);
@@ -99,10 +111,12 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         "accuracy_frozen": frozen,
         "accuracy_finetuned": acc(&ft),
         "accuracy_scratch": acc(&sc),
+        "accuracy_scratch_untuned": acc(&un),
         "gain_points": 100.0 * (acc(&ft) - acc(&sc)),
         "seconds_pretrain": pretrain_s,
         "seconds_finetune": finetune_s,
         "seconds_scratch": scratch_s,
+        "seconds_scratch_untuned": untuned_s,
         "seconds_total": t0.elapsed().as_secs_f64(),
         "runs": a.out.display().to_string(),
     });
@@ -120,9 +134,10 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             100.0 * acc(&ft),
             finetune_s
         );
-        println!("{:<34} {:>8.2}% {:>9.1}", "from scratch (same labels, steps)", 100.0 * acc(&sc), scratch_s);
+        println!("{:<34} {:>8.2}% {:>9.1}", "from scratch (same recipe, labels)", 100.0 * acc(&sc), scratch_s);
+        println!("{:<34} {:>8.2}% {:>9.1}", "from scratch, untuned (strata 0.2)", 100.0 * acc(&un), untuned_s);
         println!(
-            "gain from pretraining: {:+.2} points (pretraining took {:.1} s)",
+            "gain from pretraining over the same-recipe scratch: {:+.2} points (pretraining took {:.1} s)",
             100.0 * (acc(&ft) - acc(&sc)),
             pretrain_s
         );

@@ -16,10 +16,14 @@ pub struct Args {
     /// The labeled images the probe learns from (--train) and is scored on (--test).
     #[command(flatten)]
     pub data: LabeledData,
-    /// linear (logistic regression on frozen features) or knn (cosine, similarity-weighted vote);
-    /// repeat or separate with commas for both.
-    #[arg(long, value_delimiter = ',', default_value = "linear,knn")]
+    /// linear (logistic regression on frozen features), knn (cosine, similarity-weighted vote)
+    /// or ncm (nearest class mean); repeat or separate with commas for several.
+    #[arg(long, value_delimiter = ',', default_value = "linear,knn,ncm")]
     pub method: Vec<ProbeMethod>,
+    /// Skip the kNN on every labeled training image (the representation's ceiling), which is
+    /// reported when the probe learns from a subset of the labels.
+    #[arg(long)]
+    pub no_ceiling: bool,
     /// Lower backbone blocks whose output is the feature (default: all).
     #[arg(long)]
     pub reuse: Option<usize>,
@@ -63,39 +67,49 @@ pub fn run(a: Args) -> Result<()> {
     let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
     let truth = test.require_labels()?;
     let classes = train.num_classes();
-    for method in a.method {
-        let t = std::time::Instant::now();
-        let pred = match method {
-            ProbeMethod::Knn => probe::knn(&train_f, &train_labels, &test_f, classes, &cfg, device),
-            ProbeMethod::Linear => probe::linear(&train_f, &train_labels, &test_f, classes, &cfg, device)?,
-        };
-        let e = Evaluation::from_predictions(truth, &pred, &test.class_names, classes);
-        let seconds = t.elapsed().as_secs_f64();
+    let report = |what: &str, method: ProbeMethod, pred: &[u32], k_used: Option<usize>, images: usize, t: f64| {
+        let e = Evaluation::from_predictions(truth, pred, &test.class_names, classes);
         if a.json {
             println!(
                 "{}",
                 serde_json::json!({
-                    "run": a.run, "method": method, "reuse": k, "feature_dim": train_f.dim,
-                    "train_images": rows.len(), "test_images": test.len(), "accuracy": e.accuracy,
-                    "macro_f1": e.macro_f1, "seconds": seconds, "feature_seconds": feature_s,
-                    "k": (method == ProbeMethod::Knn).then_some(cfg.k),
+                    "run": a.run, "method": method, "probe": what, "reuse": k, "feature_dim": train_f.dim,
+                    "train_images": images, "test_images": test.len(), "accuracy": e.accuracy,
+                    "macro_f1": e.macro_f1, "seconds": t, "feature_seconds": feature_s, "k": k_used,
                 })
             );
         } else {
-            let what = match method {
-                ProbeMethod::Knn => format!("kNN (k={}, cosine)", cfg.k),
-                ProbeMethod::Linear => format!("linear ({} steps)", cfg.steps),
-            };
             println!(
-                "{what:<22} accuracy {:.2}%  on {} test images; {} training images, {} features from {k} block(s); {:.1} s (+{:.1} s features)",
+                "{what:<28} accuracy {:.2}%  on {} test images; {images} training images, {} features from {k} block(s); {t:.1} s (+{feature_s:.1} s features)",
                 100.0 * e.accuracy,
                 test.len(),
-                rows.len(),
                 train_f.dim,
-                seconds,
-                feature_s
             );
         }
+    };
+    for method in a.method {
+        let t = std::time::Instant::now();
+        let (pred, k_used) = probe::predict(method, &train_f, &train_labels, &test_f, classes, &cfg, device)?;
+        let what = match (method, k_used) {
+            (ProbeMethod::Knn, Some(n)) if cfg.k.is_none() => format!("kNN (k={n} by leave-one-out)"),
+            (ProbeMethod::Knn, n) => format!("kNN (k={}, cosine)", n.unwrap_or_default()),
+            (ProbeMethod::Linear, _) => format!("linear ({} steps)", cfg.steps),
+            (ProbeMethod::Ncm, _) => "nearest class mean".into(),
+        };
+        report(&what, method, &pred, k_used, rows.len(), t.elapsed().as_secs_f64());
+    }
+    // the same kNN with every training label: what the features could give with all labels
+    if !a.no_ceiling && rows.len() < train.len() {
+        let t = std::time::Instant::now();
+        let every: Vec<usize> = (0..train.len()).collect();
+        let all_f = probe::features(&blocks, train, &every, &m.normalization, device);
+        let k_all = cfg.k.unwrap_or(CEILING_K);
+        let pred = probe::knn(&all_f, labels, &test_f, classes, (k_all, cfg.temperature), device);
+        let what = format!("ceiling: kNN, all labels (k={k_all})");
+        report(&what, ProbeMethod::Knn, &pred, Some(k_all), train.len(), t.elapsed().as_secs_f64());
     }
     Ok(())
 }
+
+/// Neighbours of the all-labels kNN: the common choice of self-supervised benchmarks (DINO uses 20).
+const CEILING_K: usize = 20;

@@ -26,6 +26,11 @@ pub struct Args {
     /// Start no new trial after this many minutes (the scratch row always runs).
     #[arg(long)]
     pub budget_minutes: Option<f64>,
+    /// Train each trial with this many seeds (--seed, --seed + 1, ...), each with its own label
+    /// draw and validation split; the table shows mean ± std and ties within the spread go to
+    /// the simpler trial.
+    #[arg(long, default_value_t = 1)]
+    pub seeds: usize,
     /// The settings every trial starts from; the trials change the surgery and unfreezing.
     /// Here `--add-hidden` names the blocks of the "add hidden" trial (default dense128).
     #[command(flatten)]
@@ -63,6 +68,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
         add_hidden: Some(a.cfg.add_hidden.clone().map_or_else(|| ArchSpec::parse(ADD_HIDDEN), Ok)?),
         base: FinetuneConfig { add_hidden: None, ..a.cfg },
         budget,
+        seeds: a.seeds,
         out: a.out,
         force: a.force,
         device: a.device,
@@ -80,7 +86,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             eprintln!(
                 "{:<40} {:>10} {:>8} {:>8.1}  {}",
                 r.trial,
-                pct(r.val_accuracy),
+                search::spread(r.val_accuracy, r.val_std),
                 pct(r.test_accuracy),
                 r.seconds,
                 r.status

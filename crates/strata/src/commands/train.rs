@@ -41,9 +41,10 @@ pub struct Args {
     /// Adam learning rate.
     #[arg(long, default_value_t = FinetuneConfig::default().lr, allow_negative_numbers = true)]
     pub lr: f64,
-    /// Randomly shift images by up to this many pixels (0 = off).
-    #[arg(long, default_value_t = FinetuneConfig::default().augment_shift)]
-    pub augment_shift: usize,
+    /// Train on the images as they are (default: the augmentation, schedule and label
+    /// smoothing of `strata finetune`'s defaults).
+    #[arg(long)]
+    pub no_augment: bool,
     /// Seed of initialisation and data order.
     #[arg(long, default_value_t = FinetuneConfig::default().seed)]
     pub seed: u64,
@@ -66,7 +67,7 @@ pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
             lr: a.lr,
             frozen_steps: a.steps,
             unfreeze_steps: 0,
-            augment_shift: a.augment_shift,
+            no_augment: a.no_augment,
             seed: a.seed,
             ..FinetuneConfig::default()
         },
