@@ -1,7 +1,8 @@
 //! Label efficiency: pretrain each method once on the unlabeled pool, then for each label
-//! count and seed fine-tune its backbone, and train the same classifier from scratch on the
-//! same labels; write a table (Markdown and CSV, mean ± std test accuracy) and a plot of
-//! accuracy against the number of labels, one line per method.
+//! count and seed fine-tune its backbone, probe its frozen features (nearest class mean, kNN
+//! with k by leave-one-out), and train the same classifier from scratch on the same labels
+//! with the same recipe, and with strata 0.2's untuned schedule; write a table (Markdown and
+//! CSV, mean ± std test accuracy) and a plot of accuracy against the number of labels.
 //!
 //! `cargo run --release --example label_efficiency -- examples/label_efficiency/config.toml [--force]`
 //!
@@ -11,13 +12,17 @@
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::time::Instant;
+use strata_data::{Dataset, Split};
 use strata_nn::ArchSpec;
+use strata_run::context::load_data;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
+use strata_train::finetune::untuned;
+use strata_train::probe::{self, FeatureMatrix, ProbeConfig, ProbeMethod};
 use strata_train::progress::Silent;
-use strata_train::{FinetuneConfig, PretrainConfig};
+use strata_train::{FinetuneConfig, PretrainConfig, RunDir};
 use strata_viz::{Plot, Series};
 
 #[derive(Debug, Deserialize)]
@@ -26,13 +31,21 @@ struct Config {
     data: String,
     out: PathBuf,
     pretrain_seed: u64,
+    #[serde(default)]
     methods: Vec<Method>,
     labels_per_class: Vec<usize>,
     seeds: Vec<u64>,
+    /// also train strata 0.2's untuned scratch baseline, to show what the careful one changes
+    #[serde(default = "yes")]
+    untuned_scratch: bool,
     /// the stage-two settings every fine-tuned and scratch run shares (`strata finetune`'s
     /// flags as snake_case keys; unnamed ones keep its defaults)
     #[serde(default)]
     finetune: FinetuneConfig,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A pretraining method and its settings (`strata pretrain`'s flags as snake_case keys).
@@ -44,20 +57,104 @@ struct Method {
 }
 
 fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
-}
-
-/// Mean ± std of one (method, label count) cell over the seeds.
-struct Cell {
-    frozen: (f64, f64),
-    finetuned: (f64, f64),
+    strata_run::search::mean_std(v)
 }
 
 fn pct((m, sd): (f64, f64)) -> String {
-    format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * sd)
+    if m.is_nan() {
+        return "-".into();
+    }
+    format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * sd)
+}
+
+/// One run's figures; NaN where a column does not apply.
+#[derive(Clone, Copy)]
+struct Figures {
+    frozen: f64,
+    finetuned: f64,
+    ncm: f64,
+    knn: f64,
+    knn_k: usize,
+    seconds: f64,
+}
+
+/// Every seed of one (row, label count) cell.
+type Cell = Vec<Figures>;
+
+fn column(cell: &Cell, f: impl Fn(&Figures) -> f64) -> (f64, f64) {
+    mean_std(&cell.iter().map(f).collect::<Vec<_>>())
+}
+
+struct Study<'a> {
+    cfg: &'a Config,
+    args: &'a [String],
+    train: Dataset,
+    test: Dataset,
+}
+
+impl Study<'_> {
+    fn request(&self, from: Option<PathBuf>, n: usize, cfg: FinetuneConfig, out: String) -> FinetuneRequest {
+        FinetuneRequest {
+            from,
+            train: format!("{}:train", self.cfg.data),
+            test: Some(format!("{}:test", self.cfg.data)),
+            classes: None,
+            labels: LabelSubset::PerClass(n),
+            arch: ArchSpec::reference(),
+            cfg,
+            out: self.cfg.out.join(out),
+            force: true,
+            device: "cpu".into(),
+            argv: self.args.to_vec(),
+            control: Default::default(),
+            kind: None,
+        }
+    }
+
+    /// Trains one classifier and reads its figures.
+    fn classifier(&self, req: &FinetuneRequest) -> Result<Figures> {
+        let t = Instant::now();
+        let r = pipeline::finetune(req, &mut Silent)?;
+        let frozen = r.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
+        Ok(Figures {
+            frozen,
+            finetuned: r.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN),
+            ncm: f64::NAN,
+            knn: f64::NAN,
+            knn_k: 0,
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Nearest class mean and leave-one-out kNN on the frozen backbone's features of `rows`.
+    fn probes(&self, pre: &RunDir, test_f: &FeatureMatrix, rows: &[usize]) -> Result<(f64, f64, usize)> {
+        let (blocks, device) = backbone(pre)?;
+        let labels = self.train.require_labels()?;
+        let train_f = probe::features(&blocks, &self.train, rows, &pre.manifest.normalization, &device);
+        let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+        let truth = self.test.require_labels()?;
+        let classes = self.train.num_classes();
+        let score = |pred: &[u32]| pred.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64;
+        let cfg = ProbeConfig::default();
+        let (ncm, _) = probe::predict(ProbeMethod::Ncm, &train_f, &train_labels, test_f, classes, &cfg, &device)?;
+        let (knn, k) = probe::predict(ProbeMethod::Knn, &train_f, &train_labels, test_f, classes, &cfg, &device)?;
+        Ok((score(&ncm), score(&knn), k.unwrap_or_default()))
+    }
+}
+
+/// The pretrained run's whole backbone on the CPU.
+fn backbone(pre: &RunDir) -> Result<(Vec<strata_nn::Block>, burn::tensor::Device)> {
+    let (_, device) = strata_run::context::device("cpu")?;
+    let arch = ArchSpec::parse(&pre.manifest.arch)?;
+    let blocks = strata_train::reuse::load_backbone(
+        pre.weights_bytes()?,
+        &pre.weights_path(),
+        &arch,
+        pre.manifest.input,
+        arch.blocks.len(),
+        &device,
+    )?;
+    Ok((blocks, device))
 }
 
 fn main() -> Result<()> {
@@ -66,113 +163,151 @@ fn main() -> Result<()> {
     let force = args.iter().any(|a| a == "--force");
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let s = &cfg.finetune;
-    let mut csv = String::from("method,labels,seed,frozen,finetuned,scratch,finetune_s,scratch_s\n");
-    // the scratch baseline does not depend on the method: train it once per (labels, seed)
-    let mut scratch: BTreeMap<(usize, u64), (f64, f64)> = BTreeMap::new();
-    let mut table: Vec<(String, f64, Vec<Cell>)> = Vec::new();
-    let mut pool = 0;
+    let study = Study {
+        cfg: &cfg,
+        args: &args,
+        train: load_data(&format!("{}:train", cfg.data), "data", true, Split::Train)?,
+        test: load_data(&format!("{}:test", cfg.data), "data", true, Split::Test)?,
+    };
+    let mut csv = String::from("row,labels,seed,frozen,finetuned,ncm,knn,knn_k,seconds\n");
+    // (row name, pretraining seconds, one cell per label count)
+    let mut table: Vec<(String, Option<f64>, Vec<Cell>)> = Vec::new();
+    let classes = study.train.num_classes();
+    let labels = study.train.require_labels()?;
+    // the scratch baselines do not depend on the method
+    let mut baselines = vec![("scratch, same recipe".to_string(), s.clone(), "scratch")];
+    if cfg.untuned_scratch {
+        baselines.push(("scratch, untuned (strata 0.2)".into(), untuned(), "untuned"));
+    }
+    for (name, base_cfg, dir) in &baselines {
+        let mut cells = Vec::new();
+        for &n in &cfg.labels_per_class {
+            let mut cell = Vec::new();
+            for &seed in &cfg.seeds {
+                let req = study.request(None, n, FinetuneConfig { seed, ..base_cfg.clone() }, format!("{dir}-{n}-s{seed}"));
+                let f = study.classifier(&req)?;
+                eprintln!("{name} labels/class {n} seed {seed}: {:.4} ({:.0} s)", f.finetuned, f.seconds);
+                add_csv(&mut csv, dir, n, seed, &f);
+                cell.push(f);
+            }
+            cells.push(cell);
+        }
+        table.push((name.clone(), None, cells));
+        write_results(&cfg, &study, &table, &csv, study.train.len(), t0)?;
+    }
+    let mut pool = study.train.len();
     for method in &cfg.methods {
         let pre = pretrained(&cfg, method, force, &args)?;
         pool = pre.manifest.data.images;
+        let (blocks, device) = backbone(&pre)?;
+        let every: Vec<usize> = (0..study.test.len()).collect();
+        let test_f = probe::features(&blocks, &study.test, &every, &pre.manifest.normalization, &device);
         let mut cells = Vec::new();
         for &n in &cfg.labels_per_class {
-            let (mut fr, mut ft) = (vec![], vec![]);
+            let mut cell = Vec::new();
             for &seed in &cfg.seeds {
-                let base = FinetuneRequest {
-                    from: Some(pre.path.clone()),
-                    train: format!("{}:train", cfg.data),
-                    test: Some(format!("{}:test", cfg.data)),
-                    classes: None,
-                    labels: LabelSubset::PerClass(n),
-                    arch: ArchSpec::reference(),
-                    cfg: FinetuneConfig { seed, ..s.clone() },
-                    out: cfg.out.join(format!("ft-{}-{n}-s{seed}", method.name)),
-                    force: true,
-                    device: "cpu".into(),
-                    argv: args.clone(),
-                    control: Default::default(),
-                    kind: None,
-                };
-                let t = std::time::Instant::now();
-                let f = pipeline::finetune(&base, &mut Silent)?;
-                let f_s = t.elapsed().as_secs_f64();
-                let (ca, c_s) = match scratch.get(&(n, seed)) {
-                    Some(v) => *v,
-                    None => {
-                        let req =
-                            FinetuneRequest { from: None, out: cfg.out.join(format!("scratch-{n}-s{seed}")), ..base };
-                        let t = std::time::Instant::now();
-                        let c = pipeline::finetune(&req, &mut Silent)?;
-                        let v = (c.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN), t.elapsed().as_secs_f64());
-                        scratch.insert((n, seed), v);
-                        v
-                    }
-                };
-                let frozen =
-                    f.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
-                let fa = f.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
-                eprintln!(
-                    "{} labels/class {n} seed {seed}: frozen {frozen:.4} fine-tuned {fa:.4} scratch {ca:.4}",
-                    method.name
+                let req = study.request(
+                    Some(pre.path.clone()),
+                    n,
+                    FinetuneConfig { seed, ..s.clone() },
+                    format!("ft-{}-{n}-s{seed}", method.name),
                 );
-                let _ =
-                    writeln!(csv, "{},{},{seed},{frozen:.4},{fa:.4},{ca:.4},{f_s:.1},{c_s:.1}", method.name, n * 10);
-                fr.push(frozen);
-                ft.push(fa);
+                let mut f = study.classifier(&req)?;
+                let rows = LabelSubset::PerClass(n).rows(labels, classes, seed)?;
+                (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &test_f, &rows)?;
+                eprintln!(
+                    "{} labels/class {n} seed {seed}: frozen {:.4} fine-tuned {:.4} ncm {:.4} knn(k={}) {:.4}",
+                    method.name, f.frozen, f.finetuned, f.ncm, f.knn_k, f.knn
+                );
+                add_csv(&mut csv, &method.name, n, seed, &f);
+                cell.push(f);
             }
-            cells.push(Cell { frozen: mean_std(&fr), finetuned: mean_std(&ft) });
+            cells.push(cell);
         }
         let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
         let epochs = method.settings.epochs;
         let plural = if epochs == 1 { "" } else { "s" };
-        table.push((format!("{} ({epochs} epoch{plural})", method.name), secs, cells));
+        table.push((format!("{} ({epochs} epoch{plural})", method.name), Some(secs), cells));
+        write_results(&cfg, &study, &table, &csv, pool, t0)?;
     }
-    let scratch_cells: Vec<(f64, f64)> = cfg
-        .labels_per_class
-        .iter()
-        .map(|&n| {
-            mean_std(&cfg.seeds.iter().filter_map(|&seed| scratch.get(&(n, seed)).map(|v| v.0)).collect::<Vec<_>>())
-        })
-        .collect();
 
+    let md = write_results(&cfg, &study, &table, &csv, pool, t0)?;
+    print!("{md}");
+    eprintln!("wrote {}/results.md, results.csv and accuracy.png", cfg.out.display());
+    Ok(())
+}
+
+/// One CSV line per classifier.
+fn add_csv(csv: &mut String, row: &str, n: usize, seed: u64, f: &Figures) {
+    let _ = writeln!(
+        csv,
+        "{row},{},{seed},{:.4},{:.4},{:.4},{:.4},{},{:.1}",
+        n * 10,
+        f.frozen,
+        f.finetuned,
+        f.ncm,
+        f.knn,
+        f.knn_k,
+        f.seconds
+    );
+}
+
+/// Writes the table, the CSV and the plot of the rows so far (after every row, so a long
+/// study that is stopped keeps what it finished); returns the table.
+fn write_results(
+    cfg: &Config,
+    study: &Study,
+    table: &[(String, Option<f64>, Vec<Cell>)],
+    csv: &str,
+    pool: usize,
+    t0: Instant,
+) -> Result<String> {
+    let s = &cfg.finetune;
+    let careful: Vec<f64> = table[0].2.iter().map(|c| column(c, |f| f.finetuned).0).collect();
     let mut md = format!(
-        "MNIST test set (10 000 images), REF-CAE backbone pretrained on the {} unlabeled training images; \
-         stage two `{}`; seeds {:?}; mean ± std test accuracy\n\n",
-        pool,
+        "MNIST test set ({} images), REF-CAE backbone pretrained on the {pool} unlabeled training images; \
+         stage two `{}` (strata finetune's defaults when empty); seeds {:?}; mean ± std test accuracy in %; \
+         gain = fine-tuned − same-recipe scratch, in points; seconds per classifier (mean)\n\n",
+        study.test.len(),
         FinetuneConfig { seed: 0, ..s.clone() }.to_flags(&FinetuneConfig::default()),
         cfg.seeds
     );
-    md.push_str("| method | pretraining |");
+    md.push_str("| row | pretraining |");
     for &n in &cfg.labels_per_class {
-        let _ = write!(md, " {} labels: frozen | fine-tuned | gain |", n * 10);
+        let _ = write!(md, " {0} labels: frozen | fine-tuned | NCM | kNN (k) | gain | s |", n * 10);
     }
     md.push_str("\n|---|---:|");
-    md.push_str(&"---:|---:|---:|".repeat(cfg.labels_per_class.len()));
+    md.push_str(&"---:|---:|---:|---:|---:|---:|".repeat(cfg.labels_per_class.len()));
     md.push('\n');
-    let _ = write!(md, "| scratch (same labels, same steps) | - |");
-    for sc in &scratch_cells {
-        let _ = write!(md, " - | {} | - |", pct(*sc));
-    }
-    md.push('\n');
-    for (name, secs, cells) in &table {
-        let _ = write!(md, "| {name} | {secs:.0} s |");
-        for (c, sc) in cells.iter().zip(&scratch_cells) {
-            let _ = write!(md, " {} | {} | {:+.1} |", pct(c.frozen), pct(c.finetuned), 100.0 * (c.finetuned.0 - sc.0));
+    for (name, secs, cells) in table {
+        let _ = write!(md, "| {name} | {} |", secs.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into()));
+        for (cell, base) in cells.iter().zip(&careful) {
+            let ft = column(cell, |f| f.finetuned);
+            let ks: Vec<String> = cell.iter().filter(|f| f.knn_k > 0).map(|f| f.knn_k.to_string()).collect();
+            let knn = if ks.is_empty() { "-".into() } else { format!("{} ({})", pct(column(cell, |f| f.knn)), ks.join(",")) };
+            let gain = if secs.is_some() { format!("{:+.1}", 100.0 * (ft.0 - base)) } else { "-".into() };
+            let _ = write!(
+                md,
+                " {} | {} | {} | {knn} | {gain} | {:.0} |",
+                pct(column(cell, |f| f.frozen)),
+                pct(ft),
+                pct(column(cell, |f| f.ncm)),
+                column(cell, |f| f.seconds).0
+            );
         }
         md.push('\n');
     }
     let _ = writeln!(md, "\ntotal {:.0} s", t0.elapsed().as_secs_f64());
-    let labels: Vec<f64> = cfg.labels_per_class.iter().map(|&n| (n * 10) as f64).collect();
-    let mut series = vec![Series {
-        name: "scratch".into(),
-        points: labels.iter().zip(&scratch_cells).map(|(&x, c)| (x, 100.0 * c.0)).collect(),
-    }];
-    series.extend(table.iter().map(|(name, _, cells)| Series {
-        name: name.split(' ').next().unwrap_or(name).to_string(),
-        points: labels.iter().zip(cells).map(|(&x, c)| (x, 100.0 * c.finetuned.0)).collect(),
-    }));
+    let xs: Vec<f64> = cfg.labels_per_class.iter().map(|&n| (n * 10) as f64).collect();
+    let series = table
+        .iter()
+        .map(|(name, _, cells)| Series {
+            name: name.split(" (").next().unwrap_or(name).to_string(),
+            points: xs.iter().zip(cells).map(|(&x, c)| (x, 100.0 * column(c, |f| f.finetuned).0)).collect(),
+        })
+        .collect();
     let plot = Plot {
         title: "MNIST test accuracy vs labels".into(),
         x_label: "labeled images (log scale)".into(),
@@ -184,14 +319,12 @@ fn main() -> Result<()> {
     std::fs::write(cfg.out.join("results.md"), &md)?;
     std::fs::write(cfg.out.join("results.csv"), &csv)?;
     std::fs::write(cfg.out.join("accuracy.png"), plot.to_png()?)?;
-    print!("{md}");
-    eprintln!("wrote {}/results.md, results.csv and accuracy.png", cfg.out.display());
-    Ok(())
+    Ok(md)
 }
 
 /// Fingerprint of the unlabeled pool as a pretraining run records it.
 fn fingerprint(spec: &str) -> Result<String> {
-    Ok(strata_run::context::load_data(spec, "data", false, strata_data::Split::Train)?.unlabeled().fingerprint())
+    Ok(load_data(spec, "data", false, Split::Train)?.unlabeled().fingerprint())
 }
 
 /// The pretraining settings of `method` under the study's seed.
@@ -200,10 +333,10 @@ fn settings(cfg: &Config, method: &Method) -> PretrainConfig {
 }
 
 /// The pretrained run of `method`: reused when its manifest matches the config, else trained.
-fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<strata_train::RunDir> {
+fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<RunDir> {
     let out = cfg.out.join(format!("pretrain-{}", method.name));
     if out.exists() && !force {
-        let run = strata_train::RunDir::open(&out)?;
+        let run = RunDir::open(&out)?;
         let recorded = serde_json::from_value::<PretrainConfig>(run.manifest.config["train"].clone()).ok();
         let same = run.manifest.method.as_deref() == Some(method.name.as_str())
             && recorded.as_ref() == Some(&settings(cfg, method))
@@ -218,7 +351,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
         eprintln!("reusing {}", out.display());
         return Ok(run);
     }
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let run = pipeline::pretrain(
         &PretrainRequest {
             data: format!("{}:train", cfg.data),

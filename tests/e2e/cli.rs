@@ -269,3 +269,38 @@ fn scratch_baseline_has_no_parent_and_trains_every_block() {
     assert_eq!(m["phases"][0]["steps"], 6);
     assert_eq!(m["phases"][0]["trainable_blocks"], serde_json::json!([0, 1]));
 }
+
+#[test]
+fn the_demo_compares_runs_that_share_recipe_steps_and_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let out = tmp.path().join("demo");
+    let json = ok(&[
+        "demo",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--labels-per-class",
+        "3",
+        "--frozen-steps",
+        "4",
+        "--unfreeze-steps",
+        "4",
+        "--no-untuned",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert!(summary["accuracy_scratch_untuned"].is_null(), "{summary}");
+    let (ft, sc) = (manifest(&out.join("finetune")), manifest(&out.join("scratch")));
+    // the same recipe (augmentation, schedule, smoothing, steps), seed and label draw
+    assert_eq!(ft["config"]["finetune"], sc["config"]["finetune"]);
+    assert_eq!(ft["config"]["finetune"]["no_augment"], false);
+    assert_eq!(ft["data"]["label_indices"], sc["data"]["label_indices"]);
+    assert_eq!(ft["data"]["label_indices"].as_array().map(Vec::len), Some(30));
+    let steps = |m: &serde_json::Value| m["phases"].as_array().unwrap().iter().map(|p| p["steps"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((steps(&ft), steps(&sc)), (8, 8));
+    assert_eq!((ft["kind"].as_str(), sc["kind"].as_str()), (Some("finetune"), Some("scratch")));
+}

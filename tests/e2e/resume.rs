@@ -185,13 +185,25 @@ fn finetune_req(d: &Path, from: &Path, out: PathBuf) -> FinetuneRequest {
 
 #[test]
 fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
+    // augmented draws cached per phase (the default), then a fresh draw at every step
+    resumed_finetune_equals_the_whole(16);
+    resumed_finetune_equals_the_whole(0);
+}
+
+/// Stage two with augmentation, warm-up + cosine and label smoothing (the defaults), stopped
+/// three times and resumed, against the same run never stopped.
+fn resumed_finetune_equals_the_whole(cache_draws: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("d"), 120, 40);
     let pre = tmp.path().join("pre");
     pipeline::pretrain(&pretrain_req(&d, "ae", pre.clone(), 1), &mut strata_train::progress::Silent).unwrap();
-    let whole = finetune_req(&d, &pre, tmp.path().join("whole"));
+    let with_draws = |mut r: FinetuneRequest| {
+        r.cfg.cache_draws = cache_draws;
+        r
+    };
+    let whole = with_draws(finetune_req(&d, &pre, tmp.path().join("whole")));
     pipeline::finetune(&whole, &mut strata_train::progress::Silent).unwrap();
-    let cut = finetune_req(&d, &pre, tmp.path().join("cut"));
+    let cut = with_draws(finetune_req(&d, &pre, tmp.path().join("cut")));
     // stop in the frozen phase, at the phase change itself, then in the unfrozen phase
     let mut resume = false;
     for at in [3, 4, 2] {
@@ -205,6 +217,8 @@ fn finetuning_resumed_across_the_unfreeze_equals_the_uninterrupted_run() {
     let res = pipeline::finetune(&r, &mut strata_train::progress::Silent).unwrap();
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors", "evaluation.json"]);
     let (mw, mc) = (crate::common::manifest(&whole.out), crate::common::manifest(&cut.out));
+    let recipe = &mc["config"]["finetune"];
+    assert_eq!((&recipe["no_augment"], &recipe["schedule"], &recipe["cache_draws"]), (&false.into(), &"cosine".into(), &cache_draws.into()));
     for (pw, pc) in mw["phases"].as_array().unwrap().iter().zip(mc["phases"].as_array().unwrap()) {
         assert_eq!(
             (&pw["name"], &pw["final_loss"], &pw["block_lr"]),

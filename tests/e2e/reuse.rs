@@ -241,3 +241,40 @@ fn probe_scores_frozen_features_both_ways() {
     assert_eq!((lines[0]["train_images"].as_u64(), lines[1]["k"].as_u64()), (Some(30), Some(1)), "{out}");
     assert!(lines[2]["probe"].as_str().unwrap().starts_with("ceiling") && lines[2]["train_images"].as_u64() > Some(30));
 }
+
+#[test]
+fn an_untrained_prototype_head_is_the_nearest_class_mean_probe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, pre) = pretrained(tmp.path());
+    let test = format!("{d}:test");
+    let ft = tmp.path().join("ncm");
+    let common = ["--train", &d, "--test", &test, "--labels-per-class", "4", "--seed", "2"];
+    let mut args = vec!["finetune", "--from", pre.to_str().unwrap()];
+    args.extend(common);
+    args.extend(["--head-init", "prototype", "--frozen-steps", "0", "--unfreeze-steps", "0"]);
+    args.extend(["--out", ft.to_str().unwrap(), "-q"]);
+    ok(&args);
+    let eval: serde_json::Value = serde_json::from_slice(&std::fs::read(ft.join("evaluation.json")).unwrap()).unwrap();
+    let mut args = vec!["probe", pre.to_str().unwrap()];
+    args.extend(common);
+    args.extend(["--method", "ncm", "--no-ceiling", "--json"]);
+    let probe: serde_json::Value = serde_json::from_str(ok(&args).trim()).unwrap();
+    // the imprinted output layer ranks classes as the cosine to each prototype does
+    assert_eq!(eval["accuracy"], probe["accuracy"], "finetune {eval} vs probe {probe}");
+    assert!(manifest(&ft)["phases"].as_array().unwrap().is_empty());
+    // without the prototype head, zero steps is refused with the flag named
+    let e = fails(&[
+        "finetune",
+        "--from",
+        pre.to_str().unwrap(),
+        "--train",
+        &d,
+        "--frozen-steps",
+        "0",
+        "--unfreeze-steps",
+        "0",
+        "--out",
+        tmp.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(e.contains("--steps") && e.contains("--head-init prototype"), "{e}");
+}

@@ -38,7 +38,7 @@ pub struct Args {
     /// Images per step.
     #[arg(long, default_value_t = FinetuneConfig::default().batch)]
     pub batch: usize,
-    /// Adam learning rate.
+    /// Peak learning rate (AdamW, warm-up and cosine decay, as `strata finetune`'s defaults).
     #[arg(long, default_value_t = FinetuneConfig::default().lr, allow_negative_numbers = true)]
     pub lr: f64,
     /// Train on the images as they are (default: the augmentation, schedule and label
