@@ -117,6 +117,8 @@ struct Tuning<'a> {
     phase_start: usize,
     /// the augmentation of labeled images
     policy: AugmentPolicy,
+    /// the schedule's factor at the last step, for logs
+    factor: f64,
     cache: Option<FrozenCache>,
     /// the rate of the current phase's topmost unfrozen reused block, for logs and the manifest
     reused_lr: Option<f64>,
@@ -182,13 +184,15 @@ impl Objective for Tuning<'_> {
         let phase_steps = self.phases[self.current].steps;
         let factor = cfg.schedule.factor(cfg.warmup, step - self.phase_start, phase_steps);
         let lr = self.rates.as_ref().map(|r| r.at(factor)).unwrap_or_else(|| unreachable!("begin_phase sets it"));
+        self.factor = factor;
         self.model = Some(self.optim.step(lr, model, grads));
         Ok(vec![("loss", f64::from(value))])
     }
 
     fn end_window(&mut self, window: &Window) -> Result<serde_json::Value> {
         Ok(serde_json::json!({
-            "epoch": window.epoch, "lr_head": self.job.cfg.lr, "lr_backbone": self.reused_lr,
+            "epoch": window.epoch, "lr_head": self.job.cfg.lr * self.factor,
+            "lr_backbone": self.reused_lr.map(|lr| lr * self.factor),
         }))
     }
 
@@ -279,6 +283,7 @@ pub fn finetune(
         rates: None,
         phase_start: 0,
         policy: cfg.augmentation(),
+        factor: 1.0,
         cache: None,
         reused_lr: None,
         records: Vec::new(),
