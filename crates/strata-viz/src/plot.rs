@@ -6,8 +6,9 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// Colours of successive series (colour-blind friendly, Okabe-Ito).
-const PALETTE: [[u8; 3]; 8] = [
+/// Colours of successive series (colour-blind friendly: Okabe-Ito, then Tol's wine and grey,
+/// so a study's nine rows get nine colours).
+const PALETTE: [[u8; 3]; 10] = [
     [0, 114, 178],
     [213, 94, 0],
     [0, 158, 115],
@@ -16,6 +17,8 @@ const PALETTE: [[u8; 3]; 8] = [
     [86, 180, 233],
     [0, 0, 0],
     [240, 228, 66],
+    [136, 34, 85],
+    [153, 153, 153],
 ];
 
 /// One named line.
