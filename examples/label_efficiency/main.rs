@@ -317,7 +317,7 @@ fn write_results(
     };
     std::fs::create_dir_all(&cfg.out)?;
     std::fs::write(cfg.out.join("results.md"), &md)?;
-    std::fs::write(cfg.out.join("results.csv"), &csv)?;
+    std::fs::write(cfg.out.join("results.csv"), csv)?;
     std::fs::write(cfg.out.join("accuracy.png"), plot.to_png()?)?;
     Ok(md)
 }

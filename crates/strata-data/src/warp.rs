@@ -126,7 +126,7 @@ pub fn warp(pixels: &[u8], shape: ImageShape, affine: &Affine, field: Option<&Fi
 mod tests {
     use super::*;
     use crate::augment::rotate90;
-    use proptest::prelude::*;
+    use proptest::prelude::{prop_assert, proptest};
     use rand::SeedableRng;
 
     fn image(shape: ImageShape, seed: u64) -> Vec<u8> {

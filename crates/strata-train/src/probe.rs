@@ -241,9 +241,9 @@ impl Prototypes {
         }
         let centre: Vec<f32> = centre.into_iter().map(|c| (c / n.max(1) as f64) as f32).collect();
         let mut sums = vec![0f64; classes * dim];
-        for i in 0..n {
+        for (i, &label) in labels.iter().enumerate().take(n) {
             let unit = unit(train.row(i), &centre);
-            let class = labels[i] as usize;
+            let class = label as usize;
             if class < classes {
                 sums[class * dim..(class + 1) * dim].iter_mut().zip(&unit).for_each(|(s, &v)| *s += f64::from(v));
             }

@@ -400,7 +400,7 @@ mod tests {
         assert!(build(&cfg).is_none());
         cfg.cache_draws = 4;
         let (a, b) = (build(&cfg).unwrap(), build(&cfg).unwrap());
-        let values = |f: Features| f.flat().into_data().to_vec::<f32>().unwrap();
+        let values = |f: Features| f.flat().into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(values(a.batch(&[0, 1, 2], 7)), values(b.batch(&[0, 1, 2], 7)));
         // other steps pick other draws of the same images
         assert!((0..10).any(|s| values(a.batch(&[0, 1, 2], s)) != values(a.batch(&[0, 1, 2], 7))));
