@@ -186,7 +186,8 @@ fn main() -> Result<()> {
         for &n in &cfg.labels_per_class {
             let mut cell = Vec::new();
             for &seed in &cfg.seeds {
-                let req = study.request(None, n, FinetuneConfig { seed, ..base_cfg.clone() }, format!("{dir}-{n}-s{seed}"));
+                let req =
+                    study.request(None, n, FinetuneConfig { seed, ..base_cfg.clone() }, format!("{dir}-{n}-s{seed}"));
                 let f = study.classifier(&req)?;
                 eprintln!("{name} labels/class {n} seed {seed}: {:.4} ({:.0} s)", f.finetuned, f.seconds);
                 add_csv(&mut csv, dir, n, seed, &f);
@@ -286,7 +287,8 @@ fn write_results(
         for (cell, base) in cells.iter().zip(&careful) {
             let ft = column(cell, |f| f.finetuned);
             let ks: Vec<String> = cell.iter().filter(|f| f.knn_k > 0).map(|f| f.knn_k.to_string()).collect();
-            let knn = if ks.is_empty() { "-".into() } else { format!("{} ({})", pct(column(cell, |f| f.knn)), ks.join(",")) };
+            let knn =
+                if ks.is_empty() { "-".into() } else { format!("{} ({})", pct(column(cell, |f| f.knn)), ks.join(",")) };
             let gain = if secs.is_some() { format!("{:+.1}", 100.0 * (ft.0 - base)) } else { "-".into() };
             let _ = write!(
                 md,

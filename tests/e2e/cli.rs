@@ -300,7 +300,9 @@ fn the_demo_compares_runs_that_share_recipe_steps_and_labels() {
     assert_eq!(ft["config"]["finetune"]["no_augment"], false);
     assert_eq!(ft["data"]["label_indices"], sc["data"]["label_indices"]);
     assert_eq!(ft["data"]["label_indices"].as_array().map(Vec::len), Some(30));
-    let steps = |m: &serde_json::Value| m["phases"].as_array().unwrap().iter().map(|p| p["steps"].as_u64().unwrap()).sum::<u64>();
+    let steps = |m: &serde_json::Value| {
+        m["phases"].as_array().unwrap().iter().map(|p| p["steps"].as_u64().unwrap()).sum::<u64>()
+    };
     assert_eq!((steps(&ft), steps(&sc)), (8, 8));
     assert_eq!((ft["kind"].as_str(), sc["kind"].as_str()), (Some("finetune"), Some("scratch")));
 }

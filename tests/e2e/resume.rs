@@ -218,7 +218,10 @@ fn resumed_finetune_equals_the_whole(cache_draws: usize) {
     assert_same_runs(&whole.out, &cut.out, &["model.safetensors", "evaluation.json"]);
     let (mw, mc) = (crate::common::manifest(&whole.out), crate::common::manifest(&cut.out));
     let recipe = &mc["config"]["finetune"];
-    assert_eq!((&recipe["no_augment"], &recipe["schedule"], &recipe["cache_draws"]), (&false.into(), &"cosine".into(), &cache_draws.into()));
+    assert_eq!(
+        (&recipe["no_augment"], &recipe["schedule"], &recipe["cache_draws"]),
+        (&false.into(), &"cosine".into(), &cache_draws.into())
+    );
     for (pw, pc) in mw["phases"].as_array().unwrap().iter().zip(mc["phases"].as_array().unwrap()) {
         assert_eq!(
             (&pw["name"], &pw["final_loss"], &pw["block_lr"]),

@@ -111,7 +111,9 @@ mod tests {
     const SHAPE: ImageShape = ImageShape { channels: 1, height: 28, width: 28 };
 
     fn digit() -> Vec<u8> {
-        (0..SHAPE.numel()).map(|i| if (i / 28).abs_diff(14) < 6 && (i % 28).abs_diff(14) < 3 { 250 } else { 0 }).collect()
+        (0..SHAPE.numel())
+            .map(|i| if (i / 28).abs_diff(14) < 6 && (i % 28).abs_diff(14) < 3 { 250 } else { 0 })
+            .collect()
     }
 
     fn full() -> AugmentPolicy {

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use strata_data::stratified_split;
 use strata_nn::ArchSpec;
 use strata_train::finetune::FinetuneOutcome;
-use strata_train::progress::Silent;
 use strata_train::finetune::HeadInit;
+use strata_train::progress::Silent;
 use strata_train::{FinetuneConfig, RunDir, RunWriter, evaluate};
 
 /// Everything `strata search` needs.
@@ -190,8 +190,7 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     for seed in (0..req.seeds as u64).map(|i| req.base.seed + i) {
         let subset = if seed == req.base.seed { stage.rows.clone() } else { stage.labels.rows(all, classes, seed)? };
         let subset_labels: Vec<u32> = subset.iter().map(|&r| all[r]).collect();
-        let (fit, val) =
-            stratified_split(&subset_labels, classes, req.val_fraction, seed).context("--val-fraction")?;
+        let (fit, val) = stratified_split(&subset_labels, classes, req.val_fraction, seed).context("--val-fraction")?;
         let fit: Vec<usize> = fit.into_iter().map(|i| subset[i]).collect();
         let val: Vec<usize> = val.into_iter().map(|i| subset[i]).collect();
         if val.is_empty() {
@@ -242,7 +241,9 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
                 Ok(outcome) => {
                     vals.push(outcome.evaluation.as_ref().map(|e| e.accuracy).unwrap_or(0.0));
                     if let Some(t) = &stage.test {
-                        tests.push(evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?.accuracy);
+                        tests.push(
+                            evaluate(&outcome.model, t, None, stage.norm(&model.backbone), &stage.device)?.accuracy,
+                        );
                     }
                     if first.is_none() {
                         first = Some((cfg, outcome));
@@ -315,9 +316,9 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 /// The winning row: the best mean validation accuracy, or the earliest trial (the simpler
 /// change in the strategy's order) whose mean lies within the best one's spread over seeds.
 pub fn choose(rows: &[Row]) -> Option<usize> {
-    let best = (0..rows.len())
-        .filter(|&i| rows[i].val_accuracy.is_some())
-        .max_by(|&a, &b| rows[a].val_accuracy.partial_cmp(&rows[b].val_accuracy).unwrap_or(std::cmp::Ordering::Equal).then(b.cmp(&a)))?;
+    let best = (0..rows.len()).filter(|&i| rows[i].val_accuracy.is_some()).max_by(|&a, &b| {
+        rows[a].val_accuracy.partial_cmp(&rows[b].val_accuracy).unwrap_or(std::cmp::Ordering::Equal).then(b.cmp(&a))
+    })?;
     let (top, spread) = (rows[best].val_accuracy?, rows[best].val_std.unwrap_or(0.0));
     (0..rows.len()).find(|&i| rows[i].val_accuracy.is_some_and(|v| v >= top - spread))
 }

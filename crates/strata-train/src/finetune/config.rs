@@ -253,7 +253,11 @@ impl FinetuneConfig {
             return Err(TrainError::config("--warmup", self.warmup, "use a share of the phase in [0, 1), e.g. 0.05"));
         }
         if !(self.label_smoothing.is_finite() && (0.0..1.0).contains(&self.label_smoothing)) {
-            return Err(TrainError::config("--label-smoothing", self.label_smoothing, "use a value in [0, 1), e.g. 0.1"));
+            return Err(TrainError::config(
+                "--label-smoothing",
+                self.label_smoothing,
+                "use a value in [0, 1), e.g. 0.1",
+            ));
         }
         let ranges: [(&str, f64, f64, &str); 8] = [
             ("--augment-rotate", self.augment_rotate, 180.0, "degrees, e.g. 15"),

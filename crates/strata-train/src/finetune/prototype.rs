@@ -62,7 +62,13 @@ pub(super) fn head_inputs(model: &Classifier, batcher: &Batcher, rows: &[usize],
 
 /// `model` with its output layer set to the prototypes of `rows`: logit_c = s·<f − μ, p_c>,
 /// which ranks classes exactly as the cosine of the centred feature to each prototype does.
-pub(super) fn imprint(model: Classifier, data: &Dataset, batcher: &Batcher, rows: &[usize], device: &Device) -> Classifier {
+pub(super) fn imprint(
+    model: Classifier,
+    data: &Dataset,
+    batcher: &Batcher,
+    rows: &[usize],
+    device: &Device,
+) -> Classifier {
     let Some(labels) = data.labels.as_ref() else { return model };
     let features = head_inputs(&model, batcher, rows, device);
     let row_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
