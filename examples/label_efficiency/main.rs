@@ -19,6 +19,7 @@ use strata_data::{Dataset, Split};
 use strata_nn::ArchSpec;
 use strata_run::context::load_data;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
+use strata_run::search::mean_std;
 use strata_train::finetune::untuned;
 use strata_train::probe::{self, FeatureMatrix, ProbeConfig, ProbeMethod};
 use strata_train::progress::Silent;
@@ -54,10 +55,6 @@ struct Method {
     name: String,
     #[serde(flatten)]
     settings: PretrainConfig,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    strata_run::search::mean_std(v)
 }
 
 fn pct((m, sd): (f64, f64)) -> String {
@@ -127,34 +124,46 @@ impl Study<'_> {
     }
 
     /// Nearest class mean and leave-one-out kNN on the frozen backbone's features of `rows`.
-    fn probes(&self, pre: &RunDir, test_f: &FeatureMatrix, rows: &[usize]) -> Result<(f64, f64, usize)> {
-        let (blocks, device) = backbone(pre)?;
+    fn probes(&self, pre: &Pretrained, rows: &[usize]) -> Result<(f64, f64, usize)> {
+        let Pretrained { run: pre, blocks, device, test_f } = pre;
         let labels = self.train.require_labels()?;
-        let train_f = probe::features(&blocks, &self.train, rows, &pre.manifest.normalization, &device);
+        let train_f = probe::features(blocks, &self.train, rows, &pre.manifest.normalization, device);
         let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
         let truth = self.test.require_labels()?;
         let classes = self.train.num_classes();
         let score = |pred: &[u32]| pred.iter().zip(truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64;
         let cfg = ProbeConfig::default();
-        let (ncm, _) = probe::predict(ProbeMethod::Ncm, &train_f, &train_labels, test_f, classes, &cfg, &device)?;
-        let (knn, k) = probe::predict(ProbeMethod::Knn, &train_f, &train_labels, test_f, classes, &cfg, &device)?;
+        let (ncm, _) = probe::predict(ProbeMethod::Ncm, &train_f, &train_labels, test_f, classes, &cfg, device)?;
+        let (knn, k) = probe::predict(ProbeMethod::Knn, &train_f, &train_labels, test_f, classes, &cfg, device)?;
         Ok((score(&ncm), score(&knn), k.unwrap_or_default()))
     }
 }
 
-/// The pretrained run's whole backbone on the CPU.
-fn backbone(pre: &RunDir) -> Result<(Vec<strata_nn::Block>, burn::tensor::Device)> {
-    let (_, device) = strata_run::context::device("cpu")?;
-    let arch = ArchSpec::parse(&pre.manifest.arch)?;
-    let blocks = strata_train::reuse::load_backbone(
-        pre.weights_bytes()?,
-        &pre.weights_path(),
-        &arch,
-        pre.manifest.input,
-        arch.blocks.len(),
-        &device,
-    )?;
-    Ok((blocks, device))
+/// A pretrained run with its whole backbone loaded once on the CPU and its features of the
+/// test images, which every label draw's probes share.
+struct Pretrained {
+    run: RunDir,
+    blocks: Vec<strata_nn::Block>,
+    device: burn::tensor::Device,
+    test_f: FeatureMatrix,
+}
+
+impl Pretrained {
+    fn load(run: RunDir, test: &Dataset) -> Result<Self> {
+        let (_, device) = strata_run::context::device("cpu")?;
+        let arch = ArchSpec::parse(&run.manifest.arch)?;
+        let blocks = strata_train::reuse::load_backbone(
+            run.weights_bytes()?,
+            &run.weights_path(),
+            &arch,
+            run.manifest.input,
+            arch.blocks.len(),
+            &device,
+        )?;
+        let every: Vec<usize> = (0..test.len()).collect();
+        let test_f = probe::features(&blocks, test, &every, &run.manifest.normalization, &device);
+        Ok(Self { run, blocks, device, test_f })
+    }
 }
 
 fn main() -> Result<()> {
@@ -200,24 +209,21 @@ fn main() -> Result<()> {
     }
     let mut pool = study.train.len();
     for method in &cfg.methods {
-        let pre = pretrained(&cfg, method, force, &args)?;
-        pool = pre.manifest.data.images;
-        let (blocks, device) = backbone(&pre)?;
-        let every: Vec<usize> = (0..study.test.len()).collect();
-        let test_f = probe::features(&blocks, &study.test, &every, &pre.manifest.normalization, &device);
+        let pre = Pretrained::load(pretrained(&cfg, method, force, &args)?, &study.test)?;
+        pool = pre.run.manifest.data.images;
         let mut cells = Vec::new();
         for &n in &cfg.labels_per_class {
             let mut cell = Vec::new();
             for &seed in &cfg.seeds {
                 let req = study.request(
-                    Some(pre.path.clone()),
+                    Some(pre.run.path.clone()),
                     n,
                     FinetuneConfig { seed, ..s.clone() },
                     format!("ft-{}-{n}-s{seed}", method.name),
                 );
                 let mut f = study.classifier(&req)?;
                 let rows = LabelSubset::PerClass(n).rows(labels, classes, seed)?;
-                (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &test_f, &rows)?;
+                (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &rows)?;
                 eprintln!(
                     "{} labels/class {n} seed {seed}: frozen {:.4} fine-tuned {:.4} ncm {:.4} knn(k={}) {:.4}",
                     method.name, f.frozen, f.finetuned, f.ncm, f.knn_k, f.knn
@@ -227,7 +233,7 @@ fn main() -> Result<()> {
             }
             cells.push(cell);
         }
-        let secs = pre.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
+        let secs = pre.run.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
         let epochs = method.settings.epochs;
         let plural = if epochs == 1 { "" } else { "s" };
         table.push((format!("{} ({epochs} epoch{plural})", method.name), Some(secs), cells));

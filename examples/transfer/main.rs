@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset};
+use strata_run::search::mean_std;
 use strata_train::FinetuneConfig;
 use strata_train::manifest::RunKind;
 use strata_train::progress::Silent;
@@ -32,13 +33,6 @@ struct Config {
     /// `strata finetune`'s defaults
     #[serde(default)]
     b: FinetuneConfig,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
 }
 
 fn request(cfg: &Config, argv: &[String]) -> FinetuneRequest {

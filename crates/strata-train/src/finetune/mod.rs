@@ -256,7 +256,7 @@ pub fn finetune(
     // loaded blocks live on a plain device; train() puts every parameter under autodiff
     let model = build_model(init, job, batcher.input_shape(), &ad)?;
     let model = match cfg.head_init {
-        HeadInit::Prototype => prototype::imprint(model, train, &batcher, rows, device),
+        HeadInit::Prototype => prototype::imprint(model, train, norm, rows, device),
         HeadInit::Random => model,
     }
     .train();

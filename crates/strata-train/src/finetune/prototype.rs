@@ -2,14 +2,11 @@
 //! images' features (Qi et al. 2018, "imprinted weights"), so the classifier is a nearest
 //! class mean before any step and a well-started linear layer after.
 
-use crate::batch::Batcher;
-use crate::probe::{FeatureMatrix, Prototypes};
-use burn::module::Module;
+use crate::probe::{self, Prototypes};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
-use strata_data::Dataset;
-use strata_nn::block::forward_stack;
-use strata_nn::{Classifier, Features};
+use strata_data::{Dataset, Normalization};
+use strata_nn::{Block, Classifier};
 
 /// How the output layer of a new head starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -46,31 +43,20 @@ impl std::fmt::Display for HeadInit {
 /// prototype: a cosine classifier's usual scale, confident without saturating the softmax.
 const SCALE: f32 = 10.0;
 
-/// The inputs of the output layer (backbone, then the hidden head layers) for `rows`, in
-/// inference mode, without augmentation.
-pub(super) fn head_inputs(model: &Classifier, batcher: &Batcher, rows: &[usize], device: &Device) -> FeatureMatrix {
-    let plain = model.clone().valid();
-    let hidden = &plain.head[..plain.head.len().saturating_sub(1)];
-    let (mut values, mut dim) = (Vec::new(), 0);
-    for chunk in rows.chunks(256) {
-        let f = forward_stack(hidden, Features::Flat(plain.features(batcher.inputs(chunk, device)))).flat();
-        dim = f.dims()[1];
-        values.extend(f.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default());
-    }
-    FeatureMatrix { values, dim }
-}
-
 /// `model` with its output layer set to the prototypes of `rows`: logit_c = s·<f − μ, p_c>,
 /// which ranks classes exactly as the cosine of the centred feature to each prototype does.
 pub(super) fn imprint(
     model: Classifier,
     data: &Dataset,
-    batcher: &Batcher,
+    norm: &Normalization,
     rows: &[usize],
     device: &Device,
 ) -> Classifier {
     let Some(labels) = data.labels.as_ref() else { return model };
-    let features = head_inputs(&model, batcher, rows, device);
+    // the output layer's inputs: the backbone, then the hidden head layers, unaugmented
+    let below: Vec<Block> =
+        model.backbone.iter().chain(&model.head[..model.head.len().saturating_sub(1)]).cloned().collect();
+    let features = probe::features(&below, data, rows, norm, device);
     let row_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
     let classes = data.num_classes();
     let protos = Prototypes::fit(&features, &row_labels, classes);
@@ -95,17 +81,14 @@ pub(super) fn imprint(
     }
     let Classifier { backbone, mut head } = model;
     if let Some(linear) = head.last_mut().and_then(|b| b.linear.as_mut()) {
-        let set = |t: Tensor<2>, v: Vec<f32>, shape: [usize; 2]| {
-            let grad = t.is_require_grad();
-            Tensor::<2>::from_data(TensorData::new(v, shape), &t.device()).set_require_grad(grad)
-        };
-        linear.weight = linear.weight.clone().map(|t| set(t, weight, [dim, classes]));
-        if let Some(b) = linear.bias.take() {
-            linear.bias = Some(b.map(|t| {
-                let grad = t.is_require_grad();
-                Tensor::<1>::from_data(TensorData::new(bias, [classes]), &t.device()).set_require_grad(grad)
-            }));
-        }
+        linear.weight = linear.weight.clone().map(|t| replaced(t, weight, [dim, classes]));
+        linear.bias = linear.bias.take().map(|b| b.map(|t| replaced(t, bias, [classes])));
     }
     Classifier { backbone, head }
+}
+
+/// A tensor holding `values`, on `old`'s device and with its gradient requirement.
+fn replaced<const D: usize>(old: Tensor<D>, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    let grad = old.is_require_grad();
+    Tensor::<D>::from_data(TensorData::new(values, shape), &old.device()).set_require_grad(grad)
 }
