@@ -43,6 +43,10 @@ struct Config {
     /// flags as snake_case keys; unnamed ones keep its defaults)
     #[serde(default)]
     finetune: FinetuneConfig,
+    /// the scratch rows' architecture: the one the methods pretrain, so the gain compares
+    /// like with like (REF-CAE when not named)
+    #[serde(default = "ArchSpec::reference")]
+    arch: ArchSpec,
 }
 
 fn yes() -> bool {
@@ -97,7 +101,7 @@ impl Study<'_> {
             test: Some(format!("{}:test", self.cfg.data)),
             classes: None,
             labels: LabelSubset::PerClass(n),
-            arch: ArchSpec::reference(),
+            arch: self.cfg.arch.clone(),
             cfg,
             out: self.cfg.out.join(out),
             force: true,

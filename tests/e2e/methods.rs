@@ -16,6 +16,7 @@ fn every_method_pretrains_leaves_its_pictures_and_fine_tunes() {
         ("gan", vec!["samples-epoch-1.png", "samples-epoch-2.png"]),
         ("rotation", vec![]),
         ("siamese", vec![]),
+        ("cluster", vec![]),
     ] {
         let pre = tmp.path().join(method);
         ok(&[
@@ -76,4 +77,37 @@ fn dae_takes_gaussian_noise_and_siamese_takes_identity_labels() {
     assert_eq!(manifest(&out)["config"]["train"]["pairs_by_label"], true);
     let e = fails(&[&base[..], &["--method", "dae", "--noise-kind", "salt", "--out", out.to_str().unwrap()]].concat());
     assert!(e.contains("mask or gaussian"), "{e}");
+}
+
+#[test]
+fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 120, 30);
+    let d = data.to_str().unwrap();
+    let pre = tmp.path().join("cluster");
+    let p = pre.to_str().unwrap();
+    let base = ["pretrain", "--data", d, "--arch", "conv4-pool,dense16", "--epochs", "2", "--batch", "16", "-q"];
+    ok(&[&base[..], &["--method", "cluster", "--clusters", "4", "--sub-heads", "3", "--out", p]].concat());
+    let m = manifest(&pre);
+    let sizes: Vec<u64> =
+        m["metrics"]["cluster_sizes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(sizes.len(), 4, "{}", m["metrics"]);
+    assert_eq!(sizes.iter().sum::<u64>(), 120, "every counted image falls into one cluster");
+    assert!(m["metrics"]["chosen_head"].as_u64().unwrap() < 3);
+    assert_eq!(m["config"]["train"]["clusters"], 4);
+    // the collapse verdict is recorded either way: null, or the reason
+    assert!(m["metrics"]["collapse"].is_null() || m["metrics"]["collapse"].is_string());
+    let test = format!("{d}:test");
+    let out = ok(&["probe", p, "--train", d, "--test", &test, "--method", "cluster,ncm", "--json"]);
+    let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(lines[0]["method"], "cluster", "{out}");
+    let acc = lines[0]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    // a run without cluster heads is refused, naming what the probe needs
+    let ae = tmp.path().join("ae");
+    ok(&[&base[..], &["--method", "ae", "--out", ae.to_str().unwrap()]].concat());
+    let e = fails(&["probe", ae.to_str().unwrap(), "--train", d, "--test", &test, "--method", "cluster"]);
+    assert!(e.contains("cluster_heads") && e.contains("--method cluster"), "{e}");
+    let e = fails(&[&base[..], &["--method", "cluster", "--sub-heads", "9", "--out", &format!("{p}2")]].concat());
+    assert!(e.contains("--sub-heads"), "{e}");
 }

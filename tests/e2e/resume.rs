@@ -120,6 +120,22 @@ fn pretraining_resumed_mid_epoch_equals_the_uninterrupted_run() {
 }
 
 #[test]
+fn cluster_resumed_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tiny_mnist(&tmp.path().join("d"), 150, 10);
+    let whole = pretrain_req(&d, "cluster", tmp.path().join("whole"), 3);
+    pretrain_with_stops(&whole, &[], None);
+    // the views are drawn from (seed, step) and the learning rate is a function of the step:
+    // nothing but the weights and Adam's moments has to cross the stop
+    let cut = PretrainRequest { out: tmp.path().join("cut"), ..whole.clone() };
+    pretrain_with_stops(&cut, &[7, 3], None);
+    assert_same_runs(&whole.out, &cut.out, &["model.safetensors"]);
+    let m = crate::common::manifest(&whole.out);
+    assert_eq!(m["metrics"]["cluster_sizes"], crate::common::manifest(&cut.out)["metrics"]["cluster_sizes"]);
+    assert!(m["metrics"]["chosen_head"].as_u64().unwrap() < 5, "{}", m["metrics"]);
+}
+
+#[test]
 fn gan_resumed_equals_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("d"), 96, 10);

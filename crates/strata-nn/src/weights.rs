@@ -171,6 +171,19 @@ pub fn table_from_bytes(bytes: &[u8], path: &Path) -> Result<Vec<LayerInfo>> {
         .collect())
 }
 
+/// One f32 tensor of a safetensors file by name (shape, values), or None when the file has no
+/// tensor of that name: for parts that only some runs carry (a method's heads).
+pub fn tensor_from_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Option<(Vec<usize>, Vec<f32>)>> {
+    let bad = |reason: String| NnError::Weights { path: path.into(), reason };
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(format!("unreadable safetensors: {e}")))?;
+    let Ok(view) = file.tensor(name) else { return Ok(None) };
+    if view.dtype() != safetensors::Dtype::F32 {
+        return Err(bad(format!("`{name}` is {:?}, not F32", view.dtype())));
+    }
+    let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok(Some((view.shape().to_vec(), values)))
+}
+
 /// The parameters and buffers of a module, in declaration order.
 pub fn layer_table<M: Module>(module: &M) -> Vec<LayerInfo> {
     let mut v = TableVisitor { path: Vec::new(), rows: Vec::new() };

@@ -25,6 +25,8 @@ pub enum ProbeMethod {
     Knn,
     /// nearest class mean of centred, L2-normalised features (cosine to each class prototype)
     Ncm,
+    /// a `cluster` run's kept cluster head, each cluster named by the majority of its labeled images
+    Cluster,
 }
 
 impl std::str::FromStr for ProbeMethod {
@@ -34,7 +36,8 @@ impl std::str::FromStr for ProbeMethod {
             "linear" => Ok(Self::Linear),
             "knn" => Ok(Self::Knn),
             "ncm" => Ok(Self::Ncm),
-            _ => Err(format!("unknown probe `{s}`; use linear, knn or ncm")),
+            "cluster" => Ok(Self::Cluster),
+            _ => Err(format!("unknown probe `{s}`; use linear, knn, ncm or cluster")),
         }
     }
 }
@@ -102,7 +105,8 @@ impl FeatureMatrix {
         self.values.len().checked_div(self.dim).unwrap_or(0)
     }
 
-    fn row(&self, i: usize) -> &[f32] {
+    /// The features of row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
         &self.values[i * self.dim..(i + 1) * self.dim]
     }
 
@@ -304,7 +308,40 @@ pub fn predict(
         }
         ProbeMethod::Linear => (linear(train, labels, test, classes, cfg, device)?, None),
         ProbeMethod::Ncm => (Prototypes::fit(train, labels, classes).predict(test), None),
+        ProbeMethod::Cluster => {
+            return Err(TrainError::config(
+                "--method",
+                "cluster",
+                "the cluster probe reads the head of a `strata pretrain --method cluster` run: use `strata probe RUN --method cluster` on such a run",
+            ));
+        }
     })
+}
+
+/// Names each cluster by the class most of its labeled images carry (the lowest class on a tie;
+/// None for a cluster no labeled image fell into), then predicts that class for each test
+/// image's cluster: how far the clusters alone go with a handful of labels.
+pub fn cluster_map(
+    train: &[usize],
+    labels: &[u32],
+    test: &[usize],
+    clusters: usize,
+    classes: usize,
+) -> Vec<Option<u32>> {
+    let mut votes = vec![vec![0usize; classes]; clusters];
+    for (&c, &l) in train.iter().zip(labels) {
+        if let Some(v) = votes.get_mut(c).and_then(|v| v.get_mut(l as usize)) {
+            *v += 1;
+        }
+    }
+    let name: Vec<Option<u32>> = votes
+        .iter()
+        .map(|v| {
+            let best = (0..classes).fold(0, |b, c| if v[c] > v[b] { c } else { b });
+            (v.get(best).copied().unwrap_or(0) > 0).then_some(best as u32)
+        })
+        .collect();
+    test.iter().map(|&c| name.get(c).copied().flatten()).collect()
 }
 
 /// A linear classifier on standardised features.
@@ -427,6 +464,15 @@ mod tests {
     fn permuted(f: &FeatureMatrix, labels: &[u32], perm: &[usize]) -> (FeatureMatrix, Vec<u32>) {
         let values = perm.iter().flat_map(|&i| f.row(i).to_vec()).collect();
         (FeatureMatrix { values, dim: f.dim }, perm.iter().map(|&i| labels[i]).collect())
+    }
+
+    #[test]
+    fn clusters_take_the_name_of_their_labeled_majority() {
+        // cluster 0: two 3s and a 5; cluster 1: a 7; cluster 2: no labeled image
+        let pred = cluster_map(&[0, 0, 0, 1], &[3, 5, 3, 7], &[1, 0, 2, 0], 3, 10);
+        assert_eq!(pred, vec![Some(7), Some(3), None, Some(3)]);
+        // a tie goes to the lower class
+        assert_eq!(cluster_map(&[0, 0], &[4, 2], &[0], 1, 5), vec![Some(2)]);
     }
 
     #[test]

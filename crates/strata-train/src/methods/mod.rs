@@ -2,14 +2,17 @@
 
 mod ae;
 pub mod artifacts;
+pub mod cluster;
 mod corruption;
 mod dae;
 mod epochs;
 pub mod gan;
+pub mod mutual_info;
 pub mod rotation;
 pub mod siamese;
 pub mod stacked;
 pub mod vae;
+pub mod views;
 
 use crate::error::{Result, TrainError};
 use crate::progress::Observer;
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use strata_data::{Dataset, Normalization};
 use strata_nn::ArchSpec;
 
+pub use cluster::ClusterSettings;
 pub use corruption::{Corruption, NoiseKind};
 pub use siamese::SiameseSettings;
 
@@ -51,6 +55,10 @@ pub struct PretrainConfig {
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(flatten)]
     pub siamese: SiameseSettings,
+    /// settings of `cluster`
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(flatten)]
+    pub cluster: ClusterSettings,
 }
 
 impl Default for PretrainConfig {
@@ -64,6 +72,7 @@ impl Default for PretrainConfig {
             seed: 0,
             corruption: Corruption::default(),
             siamese: SiameseSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }
@@ -150,6 +159,7 @@ pub fn registry() -> Vec<Box<dyn Pretrainer>> {
         Box::new(gan::Gan),
         Box::new(rotation::Rotation),
         Box::new(siamese::Siamese),
+        Box::new(cluster::Cluster),
     ]
 }
 

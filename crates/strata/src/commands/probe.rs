@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 use strata_run::stage2::Stage2;
 use strata_train::Evaluation;
+use strata_train::methods::cluster::ClusterHead;
 use strata_train::probe::{self, ProbeConfig, ProbeMethod};
 use strata_train::reuse::load_backbone;
 
@@ -17,7 +18,8 @@ pub struct Args {
     #[command(flatten)]
     pub data: LabeledData,
     /// linear (logistic regression on frozen features), knn (cosine, similarity-weighted vote)
-    /// or ncm (nearest class mean); repeat or separate with commas for several.
+    /// ncm (nearest class mean) or cluster (a `cluster` run's head, each cluster named by its
+    /// labeled images); repeat or separate with commas for several.
     #[arg(long, value_delimiter = ',', default_value = "linear,knn,ncm")]
     pub method: Vec<ProbeMethod>,
     /// Skip the kNN on every labeled training image (the representation's ceiling), which is
@@ -89,12 +91,28 @@ pub fn run(a: Args) -> Result<()> {
     };
     for method in a.method {
         let t = std::time::Instant::now();
+        if method == ProbeMethod::Cluster {
+            let head = ClusterHead::load(
+                &parent.bytes,
+                &parent.run.weights_path(),
+                m.metrics["chosen_head"].as_u64().unwrap_or(0) as usize,
+                m.config["train"]["sub_heads"].as_u64().unwrap_or(1) as usize,
+            )?;
+            let (seen, unseen) = (head.assign(&train_f)?, head.assign(&test_f)?);
+            let named = probe::cluster_map(&seen, &train_labels, &unseen, head.clusters(), classes);
+            // a cluster none of the labeled images fell into names no class: counted wrong
+            let pred: Vec<u32> = named.iter().map(|c| c.unwrap_or(classes as u32)).collect();
+            let what = format!("clusters ({}) named by labels", head.clusters());
+            report(&what, method, &pred, None, rows.len(), t.elapsed().as_secs_f64());
+            continue;
+        }
         let (pred, k_used) = probe::predict(method, &train_f, &train_labels, &test_f, classes, &cfg, device)?;
         let what = match (method, k_used) {
             (ProbeMethod::Knn, Some(n)) if cfg.k.is_none() => format!("kNN (k={n} by leave-one-out)"),
             (ProbeMethod::Knn, n) => format!("kNN (k={}, cosine)", n.unwrap_or_default()),
             (ProbeMethod::Linear, _) => format!("linear ({} steps)", cfg.steps),
             (ProbeMethod::Ncm, _) => "nearest class mean".into(),
+            (ProbeMethod::Cluster, _) => unreachable!("handled above"),
         };
         report(&what, method, &pred, k_used, rows.len(), t.elapsed().as_secs_f64());
     }
