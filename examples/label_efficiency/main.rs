@@ -57,8 +57,17 @@ fn yes() -> bool {
 #[derive(Debug, Deserialize)]
 struct Method {
     name: String,
+    /// the row's and run directories' name when one method appears twice (default: `name`)
+    #[serde(default)]
+    label: Option<String>,
     #[serde(flatten)]
     settings: PretrainConfig,
+}
+
+impl Method {
+    fn label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.name)
+    }
 }
 
 fn pct((m, sd): (f64, f64)) -> String {
@@ -223,16 +232,21 @@ fn main() -> Result<()> {
                     Some(pre.run.path.clone()),
                     n,
                     FinetuneConfig { seed, ..s.clone() },
-                    format!("ft-{}-{n}-s{seed}", method.name),
+                    format!("ft-{}-{n}-s{seed}", method.label()),
                 );
                 let mut f = study.classifier(&req)?;
                 let rows = LabelSubset::PerClass(n).rows(labels, classes, seed)?;
                 (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &rows)?;
                 eprintln!(
                     "{} labels/class {n} seed {seed}: frozen {:.4} fine-tuned {:.4} ncm {:.4} knn(k={}) {:.4}",
-                    method.name, f.frozen, f.finetuned, f.ncm, f.knn_k, f.knn
+                    method.label(),
+                    f.frozen,
+                    f.finetuned,
+                    f.ncm,
+                    f.knn_k,
+                    f.knn
                 );
-                add_csv(&mut csv, &method.name, n, seed, &f);
+                add_csv(&mut csv, method.label(), n, seed, &f);
                 cell.push(f);
             }
             cells.push(cell);
@@ -240,7 +254,7 @@ fn main() -> Result<()> {
         let secs = pre.run.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN);
         let epochs = method.settings.epochs;
         let plural = if epochs == 1 { "" } else { "s" };
-        table.push((format!("{} ({epochs} epoch{plural})", method.name), Some(secs), cells));
+        table.push((format!("{} ({epochs} epoch{plural})", method.label()), Some(secs), cells));
         write_results(&cfg, &study, &table, &csv, pool, t0)?;
     }
 
@@ -346,7 +360,7 @@ fn settings(cfg: &Config, method: &Method) -> PretrainConfig {
 
 /// The pretrained run of `method`: reused when its manifest matches the config, else trained.
 fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<RunDir> {
-    let out = cfg.out.join(format!("pretrain-{}", method.name));
+    let out = cfg.out.join(format!("pretrain-{}", method.label()));
     if out.exists() && !force {
         let run = RunDir::open(&out)?;
         let recorded = serde_json::from_value::<PretrainConfig>(run.manifest.config["train"].clone()).ok();

@@ -306,3 +306,11 @@ fn the_demo_compares_runs_that_share_recipe_steps_and_labels() {
     assert_eq!((steps(&ft), steps(&sc)), (8, 8));
     assert_eq!((ft["kind"].as_str(), sc["kind"].as_str()), (Some("finetune"), Some("scratch")));
 }
+
+#[test]
+fn version_names_the_revision_and_the_backends() {
+    let v = ok(&["--version"]);
+    assert!(v.starts_with(&format!("strata {}", env!("CARGO_PKG_VERSION"))), "{v}");
+    assert!(v.contains("(git ") && v.contains("backends: cpu (flex)"), "{v}");
+    assert_eq!(v.contains("ndarray"), cfg!(feature = "ndarray"), "{v}");
+}

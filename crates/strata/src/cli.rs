@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 /// Any command takes `--config FILE.toml` with a table named after the command whose keys
 /// are its long flags (`[finetune] labels-per-class = 10`); flags typed on the command line win.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, about, long_about = None, propagate_version = true)]
+#[command(name = "strata", version = env!("STRATA_VERSION"), about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
