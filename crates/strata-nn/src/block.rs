@@ -49,7 +49,7 @@ impl Block {
     /// Builds the block `spec` taking `input` (uses the device's generator: see [`crate::seeded`]).
     pub fn new(spec: BlockSpec, input: FeatureShape, device: &Device) -> Self {
         match spec {
-            BlockSpec::Conv { channels, kernel, batch_norm, pool, activation } => {
+            BlockSpec::Conv { channels, kernel, stride, batch_norm, pool, activation } => {
                 let in_channels = match input {
                     FeatureShape::Map(c, _, _) => c,
                     FeatureShape::Flat(n) => n,
@@ -57,6 +57,7 @@ impl Block {
                 let p = kernel / 2;
                 let conv = Conv2dConfig::new([in_channels, channels], [kernel, kernel])
                     .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                    .with_stride([stride.max(1), stride.max(1)])
                     .init(device);
                 Self {
                     conv: Some(conv),
@@ -113,6 +114,7 @@ pub fn apply_activation<const D: usize>(x: Tensor<D>, a: Activation) -> Tensor<D
     match a {
         Activation::Relu => activation::relu(x),
         Activation::Leaky => activation::leaky_relu(x, 0.01),
+        Activation::LeakyDcgan => activation::leaky_relu(x, 0.2),
         Activation::Tanh => activation::tanh(x),
         Activation::Sigmoid => activation::sigmoid(x),
         Activation::None => x,

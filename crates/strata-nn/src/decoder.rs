@@ -33,8 +33,8 @@ pub struct Decoder {
 
 impl Decoder {
     /// Builds the mirror of `spec` for `input`: dense → linear back to the block's input size;
-    /// pooled conv → 2x2 stride-2 transposed conv (REF-CAE's decoder); unpooled conv →
-    /// same-size transposed conv.
+    /// pooled conv → 2x2 stride-2 transposed conv (REF-CAE's decoder); strided conv → the
+    /// transposed conv of its kernel and stride; other convs → same-size transposed conv.
     pub fn mirror(spec: &ArchSpec, input: InputShape, device: &Device) -> Result<Self> {
         let shapes = spec.shapes(input)?;
         let input_map = FeatureShape::from(input);
@@ -53,8 +53,21 @@ impl Decoder {
                         FeatureShape::Flat(_) => None,
                     },
                 },
-                (BlockSpec::Conv { channels, kernel, pool, .. }, FeatureShape::Map(c_in, h_in, w_in)) => {
-                    let deconv = if pool {
+                (BlockSpec::Conv { channels, kernel, pool, stride, .. }, FeatureShape::Map(c_in, h_in, w_in)) => {
+                    let (h_out, w_out) = match after {
+                        FeatureShape::Map(_, h, w) => (h, w),
+                        FeatureShape::Flat(_) => (h_in, w_in),
+                    };
+                    let deconv = if stride > 1 {
+                        // the transposed conv of the same kernel and stride; padding_out gives
+                        // back the rows a stride rounded away
+                        let p = kernel / 2;
+                        let back = |out: usize| (out.max(1) - 1) * stride + kernel - 2 * p;
+                        ConvTranspose2dConfig::new([channels, c_in], [kernel, kernel])
+                            .with_stride([stride, stride])
+                            .with_padding([p, p])
+                            .with_padding_out([h_in.saturating_sub(back(h_out)), w_in.saturating_sub(back(w_out))])
+                    } else if pool {
                         // floor pooling of an odd size loses a row: give it back with padding_out
                         ConvTranspose2dConfig::new([channels, c_in], [2, 2])
                             .with_stride([2, 2])
@@ -111,6 +124,30 @@ impl Decoder {
                 let [n, f] = t.dims();
                 t.reshape([n, f, 1, 1])
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{build_stack, forward_stack};
+
+    #[test]
+    fn the_mirror_of_strided_blocks_gives_back_the_input_shape() {
+        let device = Device::flex();
+        for (arch, (h, w)) in [
+            ("conv8s2-leaky0.2,conv16s2-bn-leaky0.2,dense12", (28, 28)),
+            ("conv4s2,conv4k5s2,conv4s3", (7, 5)),
+            ("conv4s2,conv4-pool,conv4", (13, 9)),
+        ] {
+            let spec = ArchSpec::parse(arch).unwrap();
+            let input = InputShape { channels: 2, height: h, width: w };
+            let stack = build_stack(&spec.blocks, input.into(), &device).unwrap();
+            let decoder = Decoder::mirror(&spec, input, &device).unwrap();
+            let x = Tensor::<4>::ones([3, 2, h, w], &device);
+            let code = forward_stack(&stack, Features::Map(x));
+            assert_eq!(decoder.forward(code).dims(), [3, 2, h, w], "{arch}");
         }
     }
 }

@@ -15,8 +15,11 @@ pub enum Activation {
     /// max(0, x)
     #[default]
     Relu,
-    /// max(0.01 x, x)
+    /// max(0.01 x, x) (PyTorch's default slope)
     Leaky,
+    /// max(0.2 x, x): the slope of DCGAN's discriminator (Radford et al. 2016)
+    #[serde(rename = "leaky0.2")]
+    LeakyDcgan,
     /// tanh(x)
     Tanh,
     /// 1 / (1 + e^-x)
@@ -30,6 +33,7 @@ impl Activation {
         Some(match s {
             "relu" => Self::Relu,
             "leaky" => Self::Leaky,
+            "leaky0.2" => Self::LeakyDcgan,
             "tanh" => Self::Tanh,
             "sigmoid" => Self::Sigmoid,
             "none" | "linear" => Self::None,
@@ -42,6 +46,7 @@ impl Activation {
         match self {
             Self::Relu => "relu",
             Self::Leaky => "leaky",
+            Self::LeakyDcgan => "leaky0.2",
             Self::Tanh => "tanh",
             Self::Sigmoid => "sigmoid",
             Self::None => "none",
@@ -53,10 +58,24 @@ impl Activation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum BlockSpec {
-    /// conv (same padding) → optional batch norm → activation → optional 2x2 max pool
-    Conv { channels: usize, kernel: usize, batch_norm: bool, pool: bool, activation: Activation },
+    /// conv (same padding, optional stride) → optional batch norm → activation → optional
+    /// 2x2 max pool
+    Conv {
+        channels: usize,
+        kernel: usize,
+        /// step of the kernel: 2 halves the map as a pool would, with learned weights (DCGAN)
+        #[serde(default = "one")]
+        stride: usize,
+        batch_norm: bool,
+        pool: bool,
+        activation: Activation,
+    },
     /// linear → optional batch norm → activation (flattens a feature map first)
     Dense { units: usize, batch_norm: bool, activation: Activation },
+}
+
+fn one() -> usize {
+    1
 }
 
 impl BlockSpec {
@@ -70,6 +89,17 @@ impl BlockSpec {
             ("dense", rest)
         } else {
             return Err(bad(format!("block `{token}` must start with `conv` or `dense`")));
+        };
+        let (rest, stride) = match rest.split_once('s') {
+            Some((r, s)) if kind == "conv" => (r, Some(s)),
+            _ => (rest, None),
+        };
+        let stride = match stride {
+            Some(s) => match s.parse::<usize>() {
+                Ok(s) if (1..=4).contains(&s) => s,
+                _ => return Err(bad(format!("block `{token}`: stride `{s}` must be 1 to 4"))),
+            },
+            None => 1,
         };
         let (size, kernel) = match rest.split_once('k') {
             Some((c, k)) if kind == "conv" => (c, Some(k)),
@@ -97,8 +127,13 @@ impl BlockSpec {
                 },
             }
         }
+        if pool && stride > 1 {
+            return Err(bad(format!(
+                "block `{token}`: a block strides or pools, not both; drop `-pool` or `s{stride}`"
+            )));
+        }
         Ok(match kind {
-            "conv" => Self::Conv { channels: size, kernel, batch_norm, pool, activation },
+            "conv" => Self::Conv { channels: size, kernel, stride, batch_norm, pool, activation },
             _ => Self::Dense { units: size, batch_norm, activation },
         })
     }
@@ -107,10 +142,13 @@ impl BlockSpec {
 impl fmt::Display for BlockSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (batch_norm, pool, activation) = match *self {
-            Self::Conv { channels, kernel, batch_norm, pool, activation } => {
+            Self::Conv { channels, kernel, stride, batch_norm, pool, activation } => {
                 write!(f, "conv{channels}")?;
                 if kernel != 3 {
                     write!(f, "k{kernel}")?;
+                }
+                if stride != 1 {
+                    write!(f, "s{stride}")?;
                 }
                 (batch_norm, pool, activation)
             }
@@ -175,10 +213,13 @@ impl FeatureShape {
     /// "block N …".
     pub fn after(self, block: BlockSpec) -> std::result::Result<FeatureShape, String> {
         match (block, self) {
-            (BlockSpec::Conv { channels, pool, .. }, FeatureShape::Map(_, h, w)) => {
+            (BlockSpec::Conv { channels, pool, stride, .. }, FeatureShape::Map(_, h, w)) => {
                 if pool && (h < 2 || w < 2) {
                     return Err(format!("pools a {h}x{w} map; remove a `-pool`"));
                 }
+                // same padding (k / 2, odd k): the kernel visits every stride-th position
+                let s = stride.max(1);
+                let (h, w) = ((h.max(1) - 1) / s + 1, (w.max(1) - 1) / s + 1);
                 let (h, w) = if pool { (h / 2, w / 2) } else { (h, w) };
                 let map = FeatureShape::Map(channels, h, w);
                 if map.numel() > MAX_VALUES {
@@ -338,10 +379,30 @@ mod tests {
         let s = ArchSpec::parse("conv16k5-bn-pool-tanh, dense10-none").unwrap();
         assert_eq!(
             s.blocks[0],
-            BlockSpec::Conv { channels: 16, kernel: 5, batch_norm: true, pool: true, activation: Activation::Tanh }
+            BlockSpec::Conv {
+                channels: 16,
+                kernel: 5,
+                stride: 1,
+                batch_norm: true,
+                pool: true,
+                activation: Activation::Tanh
+            }
         );
         assert_eq!(s.blocks[1], BlockSpec::Dense { units: 10, batch_norm: false, activation: Activation::None });
         assert_eq!(s.to_string(), "conv16k5-bn-pool-tanh,dense10-none");
+    }
+
+    #[test]
+    fn strided_leaky_blocks_halve_the_map_like_dcgan() {
+        let s = ArchSpec::parse("conv64s2-leaky0.2,conv128k5s2-bn-leaky0.2,dense32").unwrap();
+        assert!(matches!(s.blocks[0], BlockSpec::Conv { stride: 2, activation: Activation::LeakyDcgan, .. }));
+        assert_eq!(s.to_string(), "conv64s2-leaky0.2,conv128k5s2-bn-leaky0.2,dense32");
+        let shapes = s.shapes(MNIST).unwrap();
+        assert_eq!(shapes[..2], [FeatureShape::Map(64, 14, 14), FeatureShape::Map(128, 7, 7)]);
+        // odd sides round up: 7 -> 4 -> 2
+        let odd = ArchSpec::parse("conv4s2,conv4s2").unwrap();
+        let seven = InputShape { channels: 1, height: 7, width: 5 };
+        assert_eq!(odd.shapes(seven).unwrap(), vec![FeatureShape::Map(4, 4, 3), FeatureShape::Map(4, 2, 2)]);
     }
 
     #[test]
@@ -356,6 +417,10 @@ mod tests {
             ("dense8,conv8", "cannot follow"),
             ("conv8-wat", "unknown option"),
             ("dense8-pool", "unknown option"),
+            ("conv8s0", "stride"),
+            ("conv8s5", "stride"),
+            ("conv8s2-pool", "strides or pools"),
+            ("conv8-leaky0.3", "unknown option"),
         ] {
             let e = ArchSpec::parse(bad).unwrap_err().to_string();
             assert!(e.contains(needle), "{bad}: {e}");
@@ -397,15 +462,17 @@ mod tests {
         let act = prop_oneof![
             Just(Activation::Relu),
             Just(Activation::Leaky),
+            Just(Activation::LeakyDcgan),
             Just(Activation::Tanh),
             Just(Activation::Sigmoid),
             Just(Activation::None)
         ];
         prop_oneof![
-            (1usize..512, 0usize..4, any::<bool>(), any::<bool>(), act.clone()).prop_map(
-                |(channels, k, batch_norm, pool, activation)| BlockSpec::Conv {
+            (1usize..512, 0usize..4, 1usize..=3, any::<bool>(), any::<bool>(), act.clone()).prop_map(
+                |(channels, k, stride, batch_norm, pool, activation)| BlockSpec::Conv {
                     channels,
                     kernel: 2 * k + 1,
+                    stride: if pool { 1 } else { stride },
                     batch_norm,
                     pool,
                     activation

@@ -59,7 +59,9 @@ fn forward_flop(arch: &ArchSpec, input: InputShape, decoder: bool, head: Option<
     let mut mirror = 0.0;
     for (b, out) in arch.blocks.iter().zip(&shapes) {
         let (f, m) = match (b, prev) {
-            (BlockSpec::Conv { channels, kernel, pool, .. }, FeatureShape::Map(c, h, w)) => {
+            (BlockSpec::Conv { channels, kernel, pool, stride, .. }, FeatureShape::Map(c, h, w)) => {
+                // a strided kernel visits every stride-th position only
+                let (h, w) = ((h.max(1) - 1) / stride + 1, (w.max(1) - 1) / stride + 1);
                 let conv = 2.0 * (c * channels * kernel * kernel * h * w) as f64;
                 // the decoder undoes a pooled conv with a 2x2 stride-2 transposed conv
                 let up = if *pool { 2.0 * (channels * c * 4 * (h / 2) * (w / 2)) as f64 } else { conv };
