@@ -67,7 +67,7 @@ fn pretrain_req(data: &Path, method: &str, out: PathBuf, epochs: usize) -> Pretr
         force: false,
         max_images: None,
         cfg: PretrainConfig {
-            arch: "conv8-pool,dense16".parse().unwrap(),
+            arch: "conv8-bn-pool,dense16".parse().unwrap(),
             epochs,
             batch: 32,
             seed: 3,

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::spec::{Activation, ArchSpec, BlockSpec, FeatureShape, InputShape};
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 /// One decoder stage: a linear layer (optionally reshaped to a map) or a transposed conv.
@@ -16,12 +16,25 @@ pub struct DecoderBlock {
     pub linear: Option<Linear>,
     /// inverse of a conv block
     pub deconv: Option<ConvTranspose2d>,
+    /// batch norm before the activation (a DCGAN generator's hidden stages; None in autoencoders)
+    pub norm: Option<BatchNorm>,
     /// non-linearity (sigmoid on the last stage)
     #[module(skip)]
     pub activation: Activation,
     /// map shape to reshape the linear output into, when the mirrored block read a map
     #[module(skip)]
     pub reshape: Option<[usize; 3]>,
+}
+
+impl DecoderBlock {
+    /// The stage's batch norm (if any), then its activation.
+    fn finish<const D: usize>(&self, y: Tensor<D>) -> Tensor<D> {
+        let y = match &self.norm {
+            Some(norm) => norm.forward(y),
+            None => y,
+        };
+        apply_activation(y, self.activation)
+    }
 }
 
 /// Mirror of a backbone.
@@ -36,6 +49,12 @@ impl Decoder {
     /// pooled conv → 2x2 stride-2 transposed conv (REF-CAE's decoder); strided conv → the
     /// transposed conv of its kernel and stride; other convs → same-size transposed conv.
     pub fn mirror(spec: &ArchSpec, input: InputShape, device: &Device) -> Result<Self> {
+        Self::mirror_with(spec, input, false, device)
+    }
+
+    /// [`Decoder::mirror`] with batch norm before every hidden stage's activation when
+    /// `batch_norm` (DCGAN's generator; the output stage never has one).
+    pub fn mirror_with(spec: &ArchSpec, input: InputShape, batch_norm: bool, device: &Device) -> Result<Self> {
         let shapes = spec.shapes(input)?;
         let input_map = FeatureShape::from(input);
         let mut blocks = Vec::with_capacity(spec.blocks.len());
@@ -43,10 +62,16 @@ impl Decoder {
             let before = if i == 0 { input_map } else { shapes[i - 1] };
             let after = shapes[i];
             let activation = if i == 0 { Activation::Sigmoid } else { Activation::Relu };
+            let norm = |width: usize| (batch_norm && i > 0).then(|| BatchNormConfig::new(width).init(device));
             let block = match (*b, before) {
                 (BlockSpec::Dense { .. }, before) => DecoderBlock {
                     linear: Some(LinearConfig::new(after.numel(), before.numel()).init(device)),
                     deconv: None,
+                    // a linear stage that rebuilds a map is normalised per channel after the reshape
+                    norm: norm(match before {
+                        FeatureShape::Map(c, _, _) => c,
+                        FeatureShape::Flat(n) => n,
+                    }),
                     activation,
                     reshape: match before {
                         FeatureShape::Map(c, h, w) => Some([c, h, w]),
@@ -76,7 +101,13 @@ impl Decoder {
                         ConvTranspose2dConfig::new([channels, c_in], [kernel, kernel])
                             .with_padding([kernel / 2, kernel / 2])
                     };
-                    DecoderBlock { linear: None, deconv: Some(deconv.init(device)), activation, reshape: None }
+                    DecoderBlock {
+                        linear: None,
+                        deconv: Some(deconv.init(device)),
+                        norm: norm(c_in),
+                        activation,
+                        reshape: None,
+                    }
                 }
                 (BlockSpec::Conv { .. }, FeatureShape::Flat(_)) => unreachable!("rejected by ArchSpec::shapes"),
             };
@@ -90,13 +121,13 @@ impl Decoder {
     pub fn forward_stage(&self, i: usize, x: Features) -> Features {
         let Some(b) = self.blocks.get(i) else { return x };
         if let Some(linear) = &b.linear {
-            let y = apply_activation(linear.forward(x.flat()), b.activation);
+            let y = linear.forward(x.flat());
             match b.reshape {
                 Some([c, h, w]) => {
                     let [n, _] = y.dims();
-                    Features::Map(y.reshape([n, c, h, w]))
+                    Features::Map(b.finish(y.reshape([n, c, h, w])))
                 }
-                None => Features::Flat(y),
+                None => Features::Flat(b.finish(y)),
             }
         } else if let Some(deconv) = &b.deconv {
             let map = match x {
@@ -106,7 +137,7 @@ impl Decoder {
                     t.reshape([n, f, 1, 1])
                 }
             };
-            Features::Map(apply_activation(deconv.forward(map), b.activation))
+            Features::Map(b.finish(deconv.forward(map)))
         } else {
             x
         }

@@ -184,6 +184,37 @@ pub fn tensor_from_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Option
     Ok(Some((view.shape().to_vec(), values)))
 }
 
+/// The safetensors `bytes` with every F32 tensor passed through `f(name, values)`, which may
+/// rewrite the values in place (a custom initialisation by tensor name), in name order;
+/// metadata is kept.
+pub fn map_tensors(bytes: &[u8], path: &Path, mut f: impl FnMut(&str, &mut [f32])) -> Result<Vec<u8>> {
+    let bad = |e: safetensors::SafeTensorError| NnError::Weights { path: path.into(), reason: e.to_string() };
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(bad)?;
+    let file = safetensors::SafeTensors::deserialize(bytes).map_err(bad)?;
+    let mut owned = Vec::new();
+    let mut tensors = file.tensors();
+    // the file's index is a hash map: sort, so `f` sees the tensors in one order every run
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, view) in tensors {
+        let mut data = view.data().to_vec();
+        if view.dtype() == safetensors::Dtype::F32 {
+            let mut values: Vec<f32> =
+                data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            f(&name, &mut values);
+            data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        }
+        owned.push((name, view.dtype(), view.shape().to_vec(), data));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            Ok((name.as_str(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)?))
+        })
+        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(bad)?;
+    safetensors::serialize(views, meta.metadata().clone()).map_err(bad)
+}
+
 /// The parameters and buffers of a module, in declaration order.
 pub fn layer_table<M: Module>(module: &M) -> Vec<LayerInfo> {
     let mut v = TableVisitor { path: Vec::new(), rows: Vec::new() };

@@ -335,8 +335,12 @@ pub fn read_checkpoint(dir: &Path) -> Result<Checkpoint> {
 
 /// A module's parameters with their ids (the optimiser's state is keyed by them).
 pub fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    // burn's running statistics (batch norm) read back one update stale until synchronised,
+    // and `valid()` is the public way to synchronise them: without it a resumed run would
+    // start from the statistics of the step before its checkpoint
     let bytes = module
         .clone()
+        .valid()
         .into_record()
         .into_bytes()
         .map_err(|e| TrainError::BadRun { path: "<checkpoint>".into(), reason: format!("saving weights: {e}") })?;
@@ -377,6 +381,29 @@ pub fn part<'a>(parts: &'a Parts, name: &str) -> Result<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batch_norm_statistics_continue_from_a_checkpoint_as_if_never_stopped() {
+        use burn::tensor::{Device, Distribution, Tensor};
+        use strata_nn::block::{build_stack, forward_stack};
+        use strata_nn::{ArchSpec, FeatureShape, Features, seeded, weights::snapshot};
+        let device = Device::flex().autodiff();
+        let spec = ArchSpec::parse("conv4-bn-pool,dense8-bn").unwrap();
+        let make =
+            |seed| seeded(&device, seed, || build_stack(&spec.blocks, FeatureShape::Map(1, 6, 6), &device).unwrap());
+        let x = Tensor::<4>::random([5, 1, 6, 6], Distribution::Default, &device);
+        let step = |m: &Vec<strata_nn::Block>| drop(forward_stack(m, Features::Map(x.clone())));
+        let running = make(1);
+        for _ in 0..3 {
+            step(&running);
+        }
+        // burn keeps the newest running mean and variance aside until the next update: the
+        // checkpoint must hold them, not the ones before
+        let resumed = load_module(make(2), &module_bytes(&running).unwrap(), "m").unwrap();
+        step(&running);
+        step(&resumed);
+        assert_eq!(snapshot(&running.valid()), snapshot(&resumed.valid()));
+    }
 
     fn ck(step: usize, metric: f64) -> Checkpoint {
         let mut parts = Parts::new();

@@ -34,6 +34,34 @@ const SAMPLES: usize = 16;
 const D_LOSS_FLOOR: f64 = 0.05;
 /// Mean per-pixel spread across the fixed samples below which they have collapsed to one image.
 const SPREAD_FLOOR: f64 = 0.01;
+/// The target of real images: one-sided label smoothing (Salimans et al. 2016) keeps the
+/// discriminator from growing over-confident, which is what starves the generator.
+const REAL_TARGET: f32 = 0.9;
+/// Standard deviation of DCGAN's initial weights (Radford et al. 2016).
+const INIT_STD: f32 = 0.02;
+
+/// DCGAN's initialisation, by tensor name: weights N(0, 0.02), batch-norm scales N(1, 0.02),
+/// biases and shifts 0; running statistics untouched. Drawn from `seed`, so runs repeat.
+fn dcgan_init(model: GanNet, seed: u64) -> Result<GanNet> {
+    let path = std::path::Path::new("gan initialisation");
+    let mut rng = step_rng(seed, 0x6463_6761, 0);
+    let bytes = weights::map_tensors(&weights::to_bytes(&model)?, path, |name, values| {
+        let (mean, std) = if name.ends_with(".weight") {
+            (0.0, INIT_STD)
+        } else if name.ends_with(".gamma") {
+            (1.0, INIT_STD)
+        } else if name.ends_with(".bias") || name.ends_with(".beta") {
+            (0.0, 0.0)
+        } else {
+            return;
+        };
+        let noise = standard_normal(values.len(), &mut rng);
+        for (v, z) in values.iter_mut().zip(noise) {
+            *v = mean + std * z;
+        }
+    })?;
+    Ok(weights::load_bytes(model, bytes, path)?)
+}
 
 /// GAN pretraining.
 pub struct Gan;
@@ -144,8 +172,11 @@ impl<'a> Adversarial<'a> {
         let real = model.discriminate(self.batcher.inputs(idx, &self.device));
         let fake_images = model.generator.forward(self.noise(n, step, 0x6400)).detach();
         let fake = model.discriminate(self.normalise(fake_images));
-        // -log sigmoid(real) - log(1 - sigmoid(fake)), in the numerically stable softplus form
-        let loss = (softplus(real.clone().neg(), 1.0).mean() + softplus(fake.clone(), 1.0).mean()).reshape([1]);
+        // cross-entropy against target t for real images and 0 for generated ones, in the
+        // numerically stable softplus form: -log sigmoid(x) = softplus(-x)
+        let real_loss = softplus(real.clone().neg(), 1.0).mul_scalar(REAL_TARGET)
+            + softplus(real.clone(), 1.0).mul_scalar(1.0 - REAL_TARGET);
+        let loss = (real_loss.mean() + softplus(fake.clone(), 1.0).mean()).reshape([1]);
         let value = checked_loss(&loss, "gan discriminator", step)?;
         let right = |t: Tensor<2>, positive: bool| -> usize {
             let v = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
@@ -267,11 +298,12 @@ impl Pretrainer for Gan {
                 critic: LinearConfig::new(out.numel(), 1).init(&ad),
                 generator: Generator {
                     expand: LinearConfig::new(LATENT, out.numel()).init(&ad),
-                    decoder: Decoder::mirror(&cfg.arch, input, &ad)?,
+                    decoder: Decoder::mirror_with(&cfg.arch, input, true, &ad)?,
                     code_shape: out,
                 },
             })
         })?;
+        let model = dcgan_init(model, cfg.seed)?;
         let mut objective = Adversarial::new(model, data, norm, ad, cfg);
         let summary = run_epochs(self.name(), cfg, data.len(), 1, &mut objective, observer, log)?;
         let mut metrics = summary.metrics(cfg.batch);
@@ -285,6 +317,38 @@ mod tests {
     use super::*;
     use strata_data::ImageShape;
     use strata_nn::{ArchSpec, seeded};
+
+    #[test]
+    fn dcgan_initialisation_draws_by_name_and_repeats() {
+        let device = Device::default().autodiff();
+        let arch = ArchSpec::parse("conv16s2-leaky0.2,conv16s2-bn-leaky0.2,dense8").unwrap();
+        let input = strata_nn::InputShape { channels: 1, height: 8, width: 8 };
+        let out = arch.output_shape(input).unwrap();
+        let build = || {
+            seeded(&device, 1, || GanNet {
+                backbone: build_stack(&arch.blocks, FeatureShape::Map(1, 8, 8), &device).unwrap(),
+                critic: LinearConfig::new(out.numel(), 1).init(&device),
+                generator: Generator {
+                    expand: LinearConfig::new(LATENT, out.numel()).init(&device),
+                    decoder: Decoder::mirror_with(&arch, input, true, &device).unwrap(),
+                    code_shape: out,
+                },
+            })
+        };
+        let a = weights::snapshot(&dcgan_init(build(), 7).unwrap());
+        assert_eq!(a, weights::snapshot(&dcgan_init(build(), 7).unwrap()), "same seed, same weights");
+        let stats = |v: &[f32]| {
+            let m = v.iter().sum::<f32>() / v.len() as f32;
+            (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f32>() / v.len() as f32).sqrt())
+        };
+        let (m, sd) = stats(&a["backbone.1.conv.weight"]);
+        assert!(m.abs() < 0.005 && (sd - 0.02).abs() < 0.004, "{m} {sd}");
+        let (m, sd) = stats(&a["generator.decoder.blocks.0.norm.gamma"]);
+        assert!((m - 1.0).abs() < 0.02 && sd < 0.05, "the generator's hidden stage has batch norm: {m} {sd}");
+        assert!(a["backbone.0.conv.bias"].iter().all(|&b| b == 0.0));
+        assert!(a["backbone.1.norm.running_var"].iter().all(|&v| v == 1.0), "running statistics untouched");
+        assert!(!a.contains_key("generator.decoder.blocks.2.norm.gamma"), "the output stage has no batch norm");
+    }
 
     #[test]
     fn each_player_updates_only_its_own_parameters() {
