@@ -292,10 +292,11 @@ fn write_results(
     let s = &cfg.finetune;
     let careful: Vec<f64> = table[0].2.iter().map(|c| column(c, |f| f.finetuned).0).collect();
     let mut md = format!(
-        "MNIST test set ({} images), REF-CAE backbone pretrained on the {pool} unlabeled training images; \
+        "MNIST test set ({} images), backbone `{}` (the scratch rows' too) pretrained on the {pool} unlabeled training images; \
          stage two `{}` (strata finetune's defaults when empty); seeds {:?}; mean ± std test accuracy in %; \
          gain = fine-tuned − same-recipe scratch, in points; seconds per classifier (mean)\n\n",
         study.test.len(),
+        cfg.arch,
         FinetuneConfig { seed: 0, ..s.clone() }.to_flags(&FinetuneConfig::default()),
         cfg.seeds
     );
