@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Figures to measure: ae_train_step, clf_train_step, inference, frozen_head_step,
-    /// idx_load, folder_decode (comma-separated; default: all whose data is present).
+    /// idx_load, folder_decode, gemm_shapes (comma-separated; default: all whose data is present).
     #[arg(long, value_delimiter = ',')]
     pub cases: Vec<String>,
     /// IDX folder for `idx_load` (full MNIST: 70 000 images).
@@ -127,6 +127,7 @@ pub fn run(a: Args) -> Result<()> {
         "frozen_head_step",
         "idx_load",
         "folder_decode",
+        "gemm_shapes",
     ];
     if let Some(bad) = a.cases.iter().find(|c| !known.contains(&c.as_str())) {
         anyhow::bail!("--cases: unknown figure `{bad}`; choose from {}", known.join(", "));
@@ -156,6 +157,9 @@ pub fn run(a: Args) -> Result<()> {
     let ae_flop = forward_flop(&a.arch, input, true, None).map(|f| 3.0 * f);
     let clf_flop = forward_flop(&a.arch, input, false, Some(classes)).map(|f| 3.0 * f);
 
+    if want("gemm_shapes") {
+        gemm_shapes(threads);
+    }
     if want("idx_load") {
         idx_load(&a.idx, threads)?;
     }
@@ -294,4 +298,87 @@ fn folder_decode(spec: &str, threads: usize) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+/// The matrix products of a REF-CAE train step as an im2col convolution makes them, per image
+/// and over a batch of 64 (issue 14's ceiling): (name, m, k, n) for a row-major m x k by
+/// k x n product.
+const GEMM_SHAPES: [(&str, usize, usize, usize); 11] = [
+    ("conv1 forward, per image (K = 9)", 32, 9, 784),
+    ("conv2 forward, per image", 64, 288, 196),
+    ("conv2 dW, per image", 64, 196, 288),
+    ("conv2 dX, per image", 288, 64, 196),
+    ("deconv1 (64->32, k2 s2), per image", 128, 64, 49),
+    ("deconv2 (32->1, k2 s2), per image", 4, 32, 196),
+    ("conv2 forward, batch 64", 64, 288, 196 * 64),
+    ("conv2 dW, batch 64", 64, 196 * 64, 288),
+    ("conv2 dX, batch 64", 288, 64, 196 * 64),
+    ("dense 3136 -> 128, batch 64", 64, 3136, 128),
+    ("square 1024 (the plain matmul rate)", 1024, 1024, 1024),
+];
+
+/// `gemm_shapes`: GFLOP/s of the `gemm` crate (the one burn-flex multiplies with) on each of
+/// [`GEMM_SHAPES`], on one thread and on `threads`; one JSON line per shape and thread count.
+fn gemm_shapes(threads: usize) {
+    for &(name, m, k, n) in &GEMM_SHAPES {
+        let lhs: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let rhs: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let mut dst = vec![0f32; m * n];
+        let mut counts = vec![1];
+        if threads > 1 {
+            counts.push(threads);
+        }
+        for t in counts {
+            let par = if t == 1 { gemm::Parallelism::None } else { gemm::Parallelism::Rayon(t) };
+            let mut product = || {
+                // SAFETY: the three buffers are live, distinct and exactly m x k, k x n and
+                // m x n f32 values, row-major (row stride = columns, column stride 1), which is
+                // what these dimensions and strides describe to `gemm`
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        dst.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        lhs.as_ptr(),
+                        1,
+                        k as isize,
+                        rhs.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        par,
+                    )
+                }
+            };
+            // enough calls for ~0.1 s a repeat, the median of 5 repeats
+            let t0 = Instant::now();
+            product();
+            let once = t0.elapsed().as_secs_f64().max(1e-7);
+            let calls = ((0.1 / once) as usize).clamp(1, 100_000);
+            let reps: Vec<f64> = (0..5)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    for _ in 0..calls {
+                        product();
+                    }
+                    2.0 * (m * n * k * calls) as f64 / t0.elapsed().as_secs_f64() / 1e9
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "bench": "gemm_shapes", "impl": "strata (gemm 0.19)", "shape": name, "m": m, "k": k, "n": n,
+                    "threads": t, "gflop_s_median": median(reps.clone()), "gflop_s_repeats": reps,
+                })
+            );
+        }
+    }
 }
