@@ -43,10 +43,15 @@ enum Element {
     I32,
 }
 
+/// Little-endian f32 bytes as values (the element type of every file strata writes).
+pub(crate) fn f32_values(d: &[u8]) -> Vec<f32> {
+    d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 /// Little-endian bytes of one tensor as values.
 fn decode(kind: Element, d: &[u8]) -> Values {
     match kind {
-        Element::F32 => Values::F32(d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()),
+        Element::F32 => Values::F32(f32_values(d)),
         Element::F64 => {
             Values::F32(d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect())
         }

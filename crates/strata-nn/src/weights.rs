@@ -1,6 +1,7 @@
 //! Weights as safetensors bytes with readable names, strict loading, and the layer table.
 
 use crate::error::{NnError, Result};
+use crate::interop::f32_values;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use burn::tensor::Tensor;
@@ -180,8 +181,7 @@ pub fn tensor_from_bytes(bytes: &[u8], name: &str, path: &Path) -> Result<Option
     if view.dtype() != safetensors::Dtype::F32 {
         return Err(bad(format!("`{name}` is {:?}, not F32", view.dtype())));
     }
-    let values = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok(Some((view.shape().to_vec(), values)))
+    Ok(Some((view.shape().to_vec(), f32_values(view.data()))))
 }
 
 /// The safetensors `bytes` with every F32 tensor passed through `f(name, values)`, which may
@@ -198,8 +198,7 @@ pub fn map_tensors(bytes: &[u8], path: &Path, mut f: impl FnMut(&str, &mut [f32]
     for (name, view) in tensors {
         let mut data = view.data().to_vec();
         if view.dtype() == safetensors::Dtype::F32 {
-            let mut values: Vec<f32> =
-                data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let mut values = f32_values(&data);
             f(&name, &mut values);
             data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         }

@@ -132,8 +132,8 @@ impl Clustering<'_> {
         let rows: Vec<usize> = (0..m).map(|i| i * n / m).collect();
         let s = &self.cfg.cluster;
         let mut assigned = Vec::with_capacity(m);
+        let device = self.device.clone().inner();
         for chunk in rows.chunks(500) {
-            let device = self.device.clone().inner();
             let h = forward_stack(&model.backbone, Features::Map(self.batcher.inputs(chunk, &device))).flat();
             let p = ClusterNet::assign(&model.cluster_heads, h, s.sub_heads);
             let [_, c, k] = p.dims();
