@@ -7,7 +7,10 @@
 # absolute images/s. Frozen phase (--frozen): the textbook recipe's frozen phase, 1000 labels,
 # 30 epochs of batch 64 (480 steps), strata's `finetune` against the peer's `run`, paired too.
 #
-#   bench/compare.sh [--pairs 5] [--threads "1 2"] [--venv DIR] [--frozen | --frozen-only] [--out FILE.jsonl]
+#   bench/compare.sh [--pairs 5] [--threads "1 2"] [--conv "strata burn"] [--venv DIR] [--frozen | --frozen-only] [--out FILE.jsonl]
+#
+# --conv lists the convolution implementations strata runs with in every pair (`strata --conv`):
+# the default compares strata's own kernels and burn's against the same torch run.
 #
 # Without --venv, torch is installed into a throw-away virtual environment (PyPI's Linux torch
 # wheel brings its CUDA runtime: several GB; keep this out of CI). PyTorch runs with the glibc
@@ -18,6 +21,7 @@ cd "$(dirname "$0")/.."
 
 PAIRS=5
 THREADS="1 2"
+CONVS="strata burn"
 VENV=""
 FROZEN=0
 STEPS=1
@@ -26,6 +30,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --pairs) PAIRS="$2"; shift 2 ;;
         --threads) THREADS="$2"; shift 2 ;;
+        --conv) CONVS="$2"; shift 2 ;;
         --venv) VENV="$2"; shift 2 ;;
         --frozen) FROZEN=1; shift ;;
         --frozen-only) FROZEN=1; STEPS=0; shift ;;
@@ -55,8 +60,10 @@ TUNED="glibc.malloc.mmap_threshold=67108864:glibc.malloc.trim_threshold=26843545
 for t in $THREADS; do
     [ "$STEPS" = 1 ] || break
     for i in $(seq "$PAIRS"); do
-        "$STRATA" bench --threads "$t" --cases ae_train_step,clf_train_step --steps 30 --repeats 3 \
-            | sed "s/^{/{\"pair\":$i,/" >> "$OUT"
+        for c in $CONVS; do
+            "$STRATA" bench --conv "$c" --threads "$t" --cases ae_train_step,clf_train_step --steps 30 --repeats 3 \
+                | sed "s/^{/{\"pair\":$i,\"conv\":\"$c\",/" >> "$OUT"
+        done
         GLIBC_TUNABLES="$TUNED" "$PY" "$PEER" bench --threads "$t" --steps 30 --repeats 3 \
             | sed "s/^{/{\"pair\":$i,/" >> "$OUT"
         echo "threads $t: pair $i of $PAIRS done" >&2
@@ -91,14 +98,15 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def key(r):
     return (r["bench"], r.get("threads") or r.get("torch_num_threads"), r["pair"])
-strata = {key(r): r for r in rows if r["impl"] == "strata"}
+strata = {(r.get("conv", "strata"),) + key(r): r for r in rows if r["impl"] == "strata"}
 torch = {key(r): r for r in rows if r["impl"] == "torch"}
-print(f"{'figure':<16} {'threads':>7} {'pair':>4} {'strata':>10} {'torch':>10} {'ratio':>7}")
+print(f"{'figure':<16} {'conv':>6} {'threads':>7} {'pair':>4} {'strata':>10} {'torch':>10} {'ratio':>7}")
 summary = {}
-for k in sorted(strata):
+for ck in sorted(strata):
+    conv, k = ck[0], ck[1:]
     if k not in torch:
         continue
-    s, t = strata[k], torch[k]
+    s, t = strata[ck], torch[k]
     if k[0] == "frozen_phase":
         a, b = s["seconds"], t["seconds"]
         ratio = b / a  # speed-up: torch seconds over strata seconds
@@ -107,11 +115,11 @@ for k in sorted(strata):
         a, b = s["img_s_median"], t["img_s_median"]
         ratio = a / b
         unit = "img/s"
-    summary.setdefault(k[:2], []).append(ratio)
-    print(f"{k[0]:<16} {k[1]:>7} {k[2]:>4} {a:>10.1f} {b:>10.1f} {ratio:>7.2f}  ({unit})")
+    summary.setdefault((k[0], conv, k[1]), []).append(ratio)
+    print(f"{k[0]:<16} {conv:>6} {k[1]:>7} {k[2]:>4} {a:>10.1f} {b:>10.1f} {ratio:>7.2f}  ({unit})")
 print()
 print("median of the paired ratios (strata/torch images/s; for frozen_phase torch/strata seconds):")
-for (bench, threads), r in sorted(summary.items()):
-    print(f"  {bench:<16} threads {threads}: {statistics.median(r):.2f}  (range {min(r):.2f}-{max(r):.2f}, {len(r)} pairs)")
+for (bench, conv, threads), r in sorted(summary.items()):
+    print(f"  {bench:<16} conv {conv:<6} threads {threads}: {statistics.median(r):.2f}  (range {min(r):.2f}-{max(r):.2f}, {len(r)} pairs)")
 print(f"raw lines: {sys.argv[1]}")
 PY

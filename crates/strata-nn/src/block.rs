@@ -88,7 +88,7 @@ impl Block {
                     t.reshape([b, n, 1, 1])
                 }
             };
-            let mut y = conv.forward(x);
+            let mut y = strata_conv::conv2d(conv, x);
             if let Some(norm) = &self.norm {
                 y = norm.forward(y);
             }

@@ -1,0 +1,287 @@
+//! The kernels as burn operations: a backend extension implemented for `Flex` (raw slices in
+//! and out) and for `Autodiff<B, C>` (a graph node whose backward calls the hand-written
+//! gradients, asking only for those the graph needs).
+
+use crate::geometry::Geometry;
+use crate::kernels::{self, Wanted};
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Bytes, DType, Shape};
+
+/// Gradients of one call: input, weight, bias; `None` where not asked for.
+type GradTriple<B> = (Option<FloatTensor<B>>, Option<FloatTensor<B>>, Option<FloatTensor<B>>);
+
+/// strata's convolutions as backend operations (groups = 1, f32).
+#[backend_extension(Flex, Autodiff)]
+pub trait ConvBackend: Backend {
+    /// `conv2d(x, w) + b`, NCHW, weight OIHW.
+    fn strata_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`ConvBackend::strata_conv2d`] asked for by `want` = (dx, dw, db).
+    fn strata_conv2d_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        want: [bool; 3],
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+
+    /// `conv_transpose2d(x, w) + b`, NCHW, weight `[in, out, kh, kw]`.
+    fn strata_conv_transpose2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradients of [`ConvBackend::strata_conv_transpose2d`] asked for by `want`.
+    fn strata_conv_transpose2d_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvTransposeOptions<2>,
+        want: [bool; 3],
+    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let s = t.layout().shape();
+    assert_eq!(s.num_dims(), 4, "strata conv: a 4-D tensor was expected, got {s:?}");
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// The tensor's values in row-major order (copied only when it is a strided view).
+fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    match t.layout().contiguous_offsets() {
+        Some((start, end)) => std::borrow::Cow::Borrowed(&t.storage::<f32>()[start..end]),
+        None => {
+            let c = t.to_contiguous();
+            let (start, end) = c.layout().contiguous_offsets().expect("to_contiguous gives a contiguous layout");
+            std::borrow::Cow::Owned(c.storage::<f32>()[start..end].to_vec())
+        }
+    }
+}
+
+fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    debug_assert_eq!(v.len(), shape.iter().product::<usize>());
+    FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
+}
+
+/// The geometry of a convolution from x `[n, c, h, w]` with weight `[o, c, kh, kw]`.
+pub fn conv_geometry(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> Geometry {
+    let [_, c, h, wd] = x;
+    let [o, _, kh, kw] = w;
+    let [(top, bottom), (left, right)] = options.padding;
+    let [sh, sw] = options.stride;
+    let [dh, dw] = options.dilation;
+    Geometry {
+        c,
+        h,
+        w: wd,
+        o,
+        ho: (h + top + bottom - dh * (kh - 1) - 1) / sh + 1,
+        wo: (wd + left + right - dw * (kw - 1) - 1) / sw + 1,
+        kernel: [kh, kw],
+        stride: options.stride,
+        pad: [top, left],
+        dilation: options.dilation,
+    }
+}
+
+/// The geometry of the convolution whose adjoint is a transposed convolution from x
+/// `[n, in, h, w]` with weight `[in, out, kh, kw]`.
+pub fn conv_transpose_geometry(x: [usize; 4], w: [usize; 4], options: &ConvTransposeOptions<2>) -> Geometry {
+    let [_, cin, hin, win] = x;
+    let [_, cout, kh, kw] = w;
+    let out = |size: usize, i: usize, k: usize| {
+        (size - 1) * options.stride[i] + options.dilation[i] * (k - 1) + 1 + options.padding_out[i]
+            - 2 * options.padding[i]
+    };
+    Geometry {
+        c: cout,
+        h: out(hin, 0, kh),
+        w: out(win, 1, kw),
+        o: cin,
+        ho: hin,
+        wo: win,
+        kernel: [kh, kw],
+        stride: options.stride,
+        pad: options.padding,
+        dilation: options.dilation,
+    }
+}
+
+fn wanted(want: [bool; 3]) -> Wanted {
+    Wanted { dx: want[0], dw: want[1], db: want[2] }
+}
+
+impl ConvBackend for Flex {
+    fn strata_conv2d(x: FlexTensor, w: FlexTensor, b: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let g = conv_geometry(dims4(&x), dims4(&w), &options);
+        let n = dims4(&x)[0];
+        let y = kernels::conv_forward(&g, n, &values(&x), &values(&w), Some(&values(&b)));
+        tensor(y, &[n, g.o, g.ho, g.wo])
+    }
+
+    fn strata_conv2d_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        dy: FlexTensor,
+        options: ConvOptions<2>,
+        want: [bool; 3],
+    ) -> GradTriple<Self> {
+        let (xd, wd) = (dims4(&x), dims4(&w));
+        let g = conv_geometry(xd, wd, &options);
+        let grads = kernels::conv_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
+        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.o])))
+    }
+
+    fn strata_conv_transpose2d(
+        x: FlexTensor,
+        w: FlexTensor,
+        b: FlexTensor,
+        options: ConvTransposeOptions<2>,
+    ) -> FlexTensor {
+        let g = conv_transpose_geometry(dims4(&x), dims4(&w), &options);
+        let n = dims4(&x)[0];
+        let y = kernels::conv_transpose_forward(&g, n, &values(&x), &values(&w), Some(&values(&b)));
+        tensor(y, &[n, g.c, g.h, g.w])
+    }
+
+    fn strata_conv_transpose2d_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        dy: FlexTensor,
+        options: ConvTransposeOptions<2>,
+        want: [bool; 3],
+    ) -> GradTriple<Self> {
+        let (xd, wd) = (dims4(&x), dims4(&w));
+        let g = conv_transpose_geometry(xd, wd, &options);
+        let grads = kernels::conv_transpose_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
+        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.c])))
+    }
+}
+
+/// Backward of [`ConvBackend::strata_conv2d`]: parents (x, w, b).
+#[derive(Debug)]
+struct Conv2dBackward;
+
+impl<B: ConvBackend> Backward<B, 3> for Conv2dBackward {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (xid, wid, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
+        let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
+        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let (dx, dw, db) = B::strata_conv2d_backward(x, w, dy, options, want);
+        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// Backward of [`ConvBackend::strata_conv_transpose2d`]: parents (x, w, b).
+#[derive(Debug)]
+struct ConvTranspose2dBackward;
+
+impl<B: ConvBackend> Backward<B, 3> for ConvTranspose2dBackward {
+    type State = (NodeId, NodeId, ConvTransposeOptions<2>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [nx, nw, nb] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (xid, wid, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
+        let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
+        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
+        let (dx, dw, db) = B::strata_conv_transpose2d_backward(x, w, dy, options, want);
+        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
+impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+    fn strata_conv2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match Conv2dBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let (xid, wid) = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let y = B::strata_conv2d(x.into_primitive(), w.into_primitive(), b.into_primitive(), options.clone());
+                prep.finish((xid, wid, options), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::strata_conv2d(x.into_primitive(), w.into_primitive(), b.into_primitive(), options))
+            }
+        }
+    }
+
+    fn strata_conv2d_backward(
+        _x: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+        _dy: FloatTensor<Self>,
+        _options: ConvOptions<2>,
+        _want: [bool; 3],
+    ) -> GradTriple<Self> {
+        unimplemented!("strata's convolution has first-order gradients only")
+    }
+
+    fn strata_conv_transpose2d(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        options: ConvTransposeOptions<2>,
+    ) -> FloatTensor<Self> {
+        match ConvTranspose2dBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(mut prep) => {
+                let (xid, wid) = (prep.checkpoint(&x), prep.checkpoint(&w));
+                let y = B::strata_conv_transpose2d(
+                    x.into_primitive(),
+                    w.into_primitive(),
+                    b.into_primitive(),
+                    options.clone(),
+                );
+                prep.finish((xid, wid, options), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::strata_conv_transpose2d(
+                x.into_primitive(),
+                w.into_primitive(),
+                b.into_primitive(),
+                options,
+            )),
+        }
+    }
+
+    fn strata_conv_transpose2d_backward(
+        _x: FloatTensor<Self>,
+        _w: FloatTensor<Self>,
+        _dy: FloatTensor<Self>,
+        _options: ConvTransposeOptions<2>,
+        _want: [bool; 3],
+    ) -> GradTriple<Self> {
+        unimplemented!("strata's transposed convolution has first-order gradients only")
+    }
+}

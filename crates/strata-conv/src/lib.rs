@@ -1,0 +1,132 @@
+//! strata's own 2-D convolution and transposed convolution for burn's `flex` CPU backend.
+//!
+//! burn-flex 0.22 runs a convolution's backward as generic compositions (a transposed
+//! convolution for the input gradient, a batch-swapped convolution for the weight gradient)
+//! that copy every activation several times and hand `gemm` long, thin matrices; on strata's
+//! networks that made the train step run at under half of PyTorch's speed. Here the same
+//! operations are written once on raw slices: per-image im2col + `gemm` forward, and a
+//! backward that computes only the gradients the graph asks for with well-shaped products.
+//!
+//! burn's `Conv2d` and `ConvTranspose2d` modules stay as they are (parameter names, records,
+//! safetensors, freezing, parameter groups): only their forward call goes through
+//! [`conv2d`] / [`conv_transpose2d`]. Other backends (ndarray, vulkan, cuda), other dtypes,
+//! grouped convolutions, `Same` padding and bias-less layers keep burn's own operation, which
+//! also stays selectable everywhere with [`ConvImpl::Burn`] and is the oracle of the tests.
+
+pub mod extension;
+pub mod geometry;
+pub mod kernels;
+#[cfg(test)]
+mod oracle_tests;
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{DType, Tensor};
+use extension::ConvBackend;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which implementation runs the convolutions of strata's networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvImpl {
+    /// strata's kernels where they apply (flex backend, f32), burn's elsewhere
+    #[default]
+    Strata,
+    /// burn's own operation everywhere
+    Burn,
+}
+
+impl ConvImpl {
+    /// Every choice's name, in declaration order (the command line's possible values).
+    pub const NAMES: [&'static str; 2] = ["strata", "burn"];
+
+    /// The name used on the command line and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Strata => "strata",
+            Self::Burn => "burn",
+        }
+    }
+
+    /// Parses [`ConvImpl::name`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "strata" => Some(Self::Strata),
+            "burn" => Some(Self::Burn),
+            _ => None,
+        }
+    }
+}
+
+// A process-wide switch rather than a field of every module: the choice belongs to the run
+// (a command-line flag), not to the model, and must not change a checkpoint's bytes.
+static IMPLEMENTATION: AtomicU8 = AtomicU8::new(0);
+
+/// Selects the implementation for the rest of the process.
+pub fn set_implementation(choice: ConvImpl) {
+    IMPLEMENTATION.store(choice as u8, Ordering::Relaxed);
+}
+
+/// The implementation selected (default [`ConvImpl::Strata`]).
+pub fn implementation() -> ConvImpl {
+    match IMPLEMENTATION.load(Ordering::Relaxed) {
+        0 => ConvImpl::Strata,
+        _ => ConvImpl::Burn,
+    }
+}
+
+/// True where strata's kernels apply to `x`: chosen, flex backend (with or without
+/// autodiff), f32.
+fn strata_applies(x: &Tensor<4>, choice: ConvImpl) -> bool {
+    choice == ConvImpl::Strata
+        && x.dtype() == DType::F32
+        && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
+}
+
+/// `conv.forward(x)`, through strata's kernels where they apply.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    conv2d_using(conv, x, implementation())
+}
+
+/// [`conv2d`] with the implementation given rather than the process-wide one.
+pub fn conv2d_using(conv: &Conv2d, x: Tensor<4>, choice: ConvImpl) -> Tensor<4> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => return conv.forward(x),
+    };
+    let Some(bias) = &conv.bias else { return conv.forward(x) };
+    if conv.groups != 1 || !strata_applies(&x, choice) {
+        return conv.forward(x);
+    }
+    let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, 1);
+    let y = <Dispatch as ConvBackend>::strata_conv2d(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        options,
+    );
+    Tensor::from_dispatch(y)
+}
+
+/// `conv.forward(x)` of a transposed convolution, through strata's kernels where they apply.
+pub fn conv_transpose2d(conv: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    conv_transpose2d_using(conv, x, implementation())
+}
+
+/// [`conv_transpose2d`] with the implementation given rather than the process-wide one.
+pub fn conv_transpose2d_using(conv: &ConvTranspose2d, x: Tensor<4>, choice: ConvImpl) -> Tensor<4> {
+    let Some(bias) = &conv.bias else { return conv.forward(x) };
+    if conv.groups != 1 || !strata_applies(&x, choice) {
+        return conv.forward(x);
+    }
+    let options = ConvTransposeOptions::new(conv.stride, conv.padding, conv.padding_out, conv.dilation, 1);
+    let y = <Dispatch as ConvBackend>::strata_conv_transpose2d(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        bias.val().into_dispatch(),
+        options,
+    );
+    Tensor::from_dispatch(y)
+}
