@@ -88,15 +88,16 @@ impl Block {
                     t.reshape([b, n, 1, 1])
                 }
             };
-            let mut y = strata_conv::conv2d(conv, x);
+            let mut y = strata_ops::conv2d(conv, x);
             if let Some(norm) = &self.norm {
                 y = norm.forward(y);
             }
-            y = apply_activation(y, self.activation);
-            if let Some(pool) = &self.pool {
-                y = pool.forward(y);
-            }
-            Features::Map(y)
+            // relu then pool is one pass of strata's kernel (max commutes with relu)
+            Features::Map(match &self.pool {
+                Some(pool) if matches!(self.activation, Activation::Relu) => strata_ops::max_pool2d(pool, y, true),
+                Some(pool) => strata_ops::max_pool2d(pool, apply_activation(y, self.activation), false),
+                None => apply_activation(y, self.activation),
+            })
         } else if let Some(linear) = &self.linear {
             let mut y = linear.forward(x.flat());
             if let Some(norm) = &self.norm {

@@ -137,7 +137,7 @@ impl Decoder {
                     t.reshape([n, f, 1, 1])
                 }
             };
-            Features::Map(b.finish(strata_conv::conv_transpose2d(deconv, map)))
+            Features::Map(b.finish(strata_ops::conv_transpose2d(deconv, map)))
         } else {
             x
         }

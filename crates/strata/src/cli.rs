@@ -13,7 +13,7 @@ pub struct Cli {
     /// Convolution implementation: `strata` (own kernels on the CPU backend; burn's elsewhere)
     /// or `burn` (burn's own everywhere: the reference, and the way back if a kernel is doubted).
     #[arg(long, global = true, default_value = "strata",
-          value_parser = clap::builder::PossibleValuesParser::new(strata_conv::ConvImpl::NAMES))]
+          value_parser = clap::builder::PossibleValuesParser::new(strata_ops::ConvImpl::NAMES))]
     pub conv: String,
     /// What to do.
     #[command(subcommand)]
@@ -53,10 +53,10 @@ pub enum Command {
 /// Runs the parsed command; `argv` (with `--config` and `--resume` expanded) is recorded in
 /// the run's manifest and job file.
 pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
-    let conv = strata_conv::ConvImpl::parse(&cli.conv).ok_or_else(|| {
-        anyhow::anyhow!("--conv {}: choose one of {}", cli.conv, strata_conv::ConvImpl::NAMES.join(", "))
+    let conv = strata_ops::ConvImpl::parse(&cli.conv).ok_or_else(|| {
+        anyhow::anyhow!("--conv {}: choose one of {}", cli.conv, strata_ops::ConvImpl::NAMES.join(", "))
     })?;
-    strata_conv::set_implementation(conv);
+    strata_ops::set_implementation(conv);
     match cli.command {
         Command::Pretrain(a) => commands::pretrain::run(a, argv),
         Command::Train(a) => commands::train::run(a, argv),

@@ -1,4 +1,5 @@
-//! strata's own 2-D convolution and transposed convolution for burn's `flex` CPU backend.
+//! strata's own 2-D convolution, transposed convolution and max pooling for burn's `flex` CPU
+//! backend.
 //!
 //! burn-flex 0.22 runs a convolution's backward as generic compositions (a transposed
 //! convolution for the input gradient, a batch-swapped convolution for the weight gradient)
@@ -6,10 +7,12 @@
 //! networks that made the train step run at under half of PyTorch's speed. Here the same
 //! operations are written once on raw slices: per-image im2col + `gemm` forward, and a
 //! backward that computes only the gradients the graph asks for with well-shaped products.
+//! Max pooling (burn-flex runs it through a generic 3-D loop) gets a direct kernel that also
+//! absorbs the ReLU before it.
 //!
-//! burn's `Conv2d` and `ConvTranspose2d` modules stay as they are (parameter names, records,
-//! safetensors, freezing, parameter groups): only their forward call goes through
-//! [`conv2d`] / [`conv_transpose2d`]. Other backends (ndarray, vulkan, cuda), other dtypes,
+//! burn's `Conv2d`, `ConvTranspose2d` and `MaxPool2d` modules stay as they are (parameter
+//! names, records, safetensors, freezing, parameter groups): only their forward call goes
+//! through [`conv2d`] / [`conv_transpose2d`] / [`max_pool2d`]. Other backends (ndarray, vulkan, cuda), other dtypes,
 //! grouped convolutions, `Same` padding and bias-less layers keep burn's own operation, which
 //! also stays selectable everywhere with [`ConvImpl::Burn`] and is the oracle of the tests.
 
@@ -18,13 +21,16 @@ pub mod geometry;
 pub mod kernels;
 #[cfg(test)]
 mod oracle_tests;
+pub mod pool;
 
 use burn::backend::{Dispatch, DispatchDevice};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::pool::MaxPool2d;
+use burn::tensor::activation::relu;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor};
-use extension::ConvBackend;
+use extension::OpsBackend;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Which implementation runs the convolutions of strata's networks.
@@ -101,7 +107,7 @@ pub fn conv2d_using(conv: &Conv2d, x: Tensor<4>, choice: ConvImpl) -> Tensor<4> 
         return conv.forward(x);
     }
     let options = ConvOptions::new_with_padding(conv.stride, padding, conv.dilation, 1);
-    let y = <Dispatch as ConvBackend>::strata_conv2d(
+    let y = <Dispatch as OpsBackend>::strata_conv2d(
         x.into_dispatch(),
         conv.weight.val().into_dispatch(),
         bias.val().into_dispatch(),
@@ -122,11 +128,28 @@ pub fn conv_transpose2d_using(conv: &ConvTranspose2d, x: Tensor<4>, choice: Conv
         return conv.forward(x);
     }
     let options = ConvTransposeOptions::new(conv.stride, conv.padding, conv.padding_out, conv.dilation, 1);
-    let y = <Dispatch as ConvBackend>::strata_conv_transpose2d(
+    let y = <Dispatch as OpsBackend>::strata_conv_transpose2d(
         x.into_dispatch(),
         conv.weight.val().into_dispatch(),
         bias.val().into_dispatch(),
         options,
     );
+    Tensor::from_dispatch(y)
+}
+
+/// `pool.forward(relu(x))` with `relu_first`, else `pool.forward(x)`; through strata's kernel
+/// where it applies (a window equal to its stride, no padding, no dilation, floor mode).
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>, relu_first: bool) -> Tensor<4> {
+    max_pool2d_using(pool, x, relu_first, implementation())
+}
+
+/// [`max_pool2d`] with the implementation given rather than the process-wide one.
+pub fn max_pool2d_using(pool: &MaxPool2d, x: Tensor<4>, relu_first: bool, choice: ConvImpl) -> Tensor<4> {
+    let unpadded = matches!(pool.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    let simple = pool.kernel_size == pool.stride && pool.dilation == [1, 1] && !pool.ceil_mode && unpadded;
+    if !simple || !strata_applies(&x, choice) {
+        return pool.forward(if relu_first { relu(x) } else { x });
+    }
+    let y = <Dispatch as OpsBackend>::strata_max_pool2d(x.into_dispatch(), pool.kernel_size, relu_first);
     Tensor::from_dispatch(y)
 }

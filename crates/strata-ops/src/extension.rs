@@ -4,23 +4,25 @@
 
 use crate::geometry::Geometry;
 use crate::kernels::{self, Wanted};
+use crate::pool;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::backend::tensor::FloatTensor;
-use burn::backend::{Autodiff, Backend, Flex, backend_extension};
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Bytes, DType, Shape};
 
 /// Gradients of one call: input, weight, bias; `None` where not asked for.
 type GradTriple<B> = (Option<FloatTensor<B>>, Option<FloatTensor<B>>, Option<FloatTensor<B>>);
 
-/// strata's convolutions as backend operations (groups = 1, f32).
+/// strata's operations as backend operations (groups = 1, f32): what the crate's functions
+/// call through burn's dispatch.
 #[backend_extension(Flex, Autodiff)]
-pub trait ConvBackend: Backend {
+pub trait OpsBackend: Backend {
     /// `conv2d(x, w) + b`, NCHW, weight OIHW.
     fn strata_conv2d(
         x: FloatTensor<Self>,
@@ -28,15 +30,6 @@ pub trait ConvBackend: Backend {
         b: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self>;
-
-    /// The gradients of [`ConvBackend::strata_conv2d`] asked for by `want` = (dx, dw, db).
-    fn strata_conv2d_backward(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-        options: ConvOptions<2>,
-        want: [bool; 3],
-    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
 
     /// `conv_transpose2d(x, w) + b`, NCHW, weight `[in, out, kh, kw]`.
     fn strata_conv_transpose2d(
@@ -46,14 +39,45 @@ pub trait ConvBackend: Backend {
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Self>;
 
-    /// The gradients of [`ConvBackend::strata_conv_transpose2d`] asked for by `want`.
-    fn strata_conv_transpose2d_backward(
+    /// Max pooling with a `kernel` window and the same stride, no padding; with `relu`, the
+    /// ReLU before it fused in.
+    fn strata_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], relu: bool) -> FloatTensor<Self>;
+}
+
+/// What the backward passes call on the inner backend: never dispatched, so a plain trait.
+pub trait Kernels: Backend {
+    /// The gradients of [`OpsBackend::strata_conv2d`] asked for by `want` = (dx, dw, db).
+    fn conv2d_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        want: [bool; 3],
+    ) -> GradTriple<Self>;
+
+    /// The gradients of [`OpsBackend::strata_conv_transpose2d`] asked for by `want`.
+    fn conv_transpose2d_backward(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
         options: ConvTransposeOptions<2>,
         want: [bool; 3],
-    ) -> (Option<FloatTensor<Self>>, Option<FloatTensor<Self>>, Option<FloatTensor<Self>>);
+    ) -> GradTriple<Self>;
+
+    /// [`OpsBackend::strata_max_pool2d`] and each output's source index in its plane.
+    fn max_pool2d_with_argmax(
+        x: FloatTensor<Self>,
+        kernel: [usize; 2],
+        relu: bool,
+    ) -> (FloatTensor<Self>, IntTensor<Self>);
+
+    /// The input gradient of the pooling that gave `argmax`, for an input of `input` dims.
+    fn max_pool2d_backward(
+        dy: FloatTensor<Self>,
+        argmax: IntTensor<Self>,
+        kernel: [usize; 2],
+        input: [usize; 4],
+    ) -> FloatTensor<Self>;
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -127,25 +151,12 @@ fn wanted(want: [bool; 3]) -> Wanted {
     Wanted { dx: want[0], dw: want[1], db: want[2] }
 }
 
-impl ConvBackend for Flex {
+impl OpsBackend for Flex {
     fn strata_conv2d(x: FlexTensor, w: FlexTensor, b: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
         let g = conv_geometry(dims4(&x), dims4(&w), &options);
         let n = dims4(&x)[0];
         let y = kernels::conv_forward(&g, n, &values(&x), &values(&w), Some(&values(&b)));
         tensor(y, &[n, g.o, g.ho, g.wo])
-    }
-
-    fn strata_conv2d_backward(
-        x: FlexTensor,
-        w: FlexTensor,
-        dy: FlexTensor,
-        options: ConvOptions<2>,
-        want: [bool; 3],
-    ) -> GradTriple<Self> {
-        let (xd, wd) = (dims4(&x), dims4(&w));
-        let g = conv_geometry(xd, wd, &options);
-        let grads = kernels::conv_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
-        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.o])))
     }
 
     fn strata_conv_transpose2d(
@@ -160,7 +171,28 @@ impl ConvBackend for Flex {
         tensor(y, &[n, g.c, g.h, g.w])
     }
 
-    fn strata_conv_transpose2d_backward(
+    fn strata_max_pool2d(x: FlexTensor, kernel: [usize; 2], relu: bool) -> FlexTensor {
+        let [n, c, h, w] = dims4(&x);
+        let (y, _) = pool::forward(&values(&x), n * c, h, w, kernel, relu, false);
+        tensor(y, &[n, c, pool::pooled(h, kernel[0]), pool::pooled(w, kernel[1])])
+    }
+}
+
+impl Kernels for Flex {
+    fn conv2d_backward(
+        x: FlexTensor,
+        w: FlexTensor,
+        dy: FlexTensor,
+        options: ConvOptions<2>,
+        want: [bool; 3],
+    ) -> GradTriple<Self> {
+        let (xd, wd) = (dims4(&x), dims4(&w));
+        let g = conv_geometry(xd, wd, &options);
+        let grads = kernels::conv_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
+        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.o])))
+    }
+
+    fn conv_transpose2d_backward(
         x: FlexTensor,
         w: FlexTensor,
         dy: FlexTensor,
@@ -172,13 +204,28 @@ impl ConvBackend for Flex {
         let grads = kernels::conv_transpose_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
         (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.c])))
     }
+
+    fn max_pool2d_with_argmax(x: FlexTensor, kernel: [usize; 2], relu: bool) -> (FlexTensor, FlexTensor) {
+        let [n, c, h, w] = dims4(&x);
+        let (y, arg) = pool::forward(&values(&x), n * c, h, w, kernel, relu, true);
+        let out = [n, c, pool::pooled(h, kernel[0]), pool::pooled(w, kernel[1])];
+        let arg = FlexTensor::new(Bytes::from_elems(arg), Layout::contiguous(Shape::from(out.to_vec())), DType::I32);
+        (tensor(y, &out), arg)
+    }
+
+    fn max_pool2d_backward(dy: FlexTensor, argmax: FlexTensor, kernel: [usize; 2], input: [usize; 4]) -> FlexTensor {
+        let [n, c, h, w] = input;
+        let (start, end) = argmax.layout().contiguous_offsets().expect("the argmax is made contiguous");
+        let dx = pool::backward(&values(&dy), &argmax.storage::<i32>()[start..end], n * c, h, w, kernel);
+        tensor(dx, &input)
+    }
 }
 
-/// Backward of [`ConvBackend::strata_conv2d`]: parents (x, w, b).
+/// Backward of [`OpsBackend::strata_conv2d`]: parents (x, w, b).
 #[derive(Debug)]
 struct Conv2dBackward;
 
-impl<B: ConvBackend> Backward<B, 3> for Conv2dBackward {
+impl<B: Kernels> Backward<B, 3> for Conv2dBackward {
     type State = (NodeId, NodeId, ConvOptions<2>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -188,7 +235,7 @@ impl<B: ConvBackend> Backward<B, 3> for Conv2dBackward {
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
         let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
         let want = [nx.is_some(), nw.is_some(), nb.is_some()];
-        let (dx, dw, db) = B::strata_conv2d_backward(x, w, dy, options, want);
+        let (dx, dw, db) = B::conv2d_backward(x, w, dy, options, want);
         for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<B>(node.id, grad);
@@ -197,11 +244,11 @@ impl<B: ConvBackend> Backward<B, 3> for Conv2dBackward {
     }
 }
 
-/// Backward of [`ConvBackend::strata_conv_transpose2d`]: parents (x, w, b).
+/// Backward of [`OpsBackend::strata_conv_transpose2d`]: parents (x, w, b).
 #[derive(Debug)]
 struct ConvTranspose2dBackward;
 
-impl<B: ConvBackend> Backward<B, 3> for ConvTranspose2dBackward {
+impl<B: Kernels> Backward<B, 3> for ConvTranspose2dBackward {
     type State = (NodeId, NodeId, ConvTransposeOptions<2>);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -211,7 +258,7 @@ impl<B: ConvBackend> Backward<B, 3> for ConvTranspose2dBackward {
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
         let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
         let want = [nx.is_some(), nw.is_some(), nb.is_some()];
-        let (dx, dw, db) = B::strata_conv_transpose2d_backward(x, w, dy, options, want);
+        let (dx, dw, db) = B::conv_transpose2d_backward(x, w, dy, options, want);
         for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<B>(node.id, grad);
@@ -220,7 +267,24 @@ impl<B: ConvBackend> Backward<B, 3> for ConvTranspose2dBackward {
     }
 }
 
-impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
+/// Backward of [`OpsBackend::strata_max_pool2d`]: parent x.
+#[derive(Debug)]
+struct MaxPool2dBackward;
+
+impl<B: Kernels> Backward<B, 1> for MaxPool2dBackward {
+    type State = (IntTensor<B>, [usize; 2], [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [nx] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (argmax, kernel, input) = ops.state;
+        if let Some(node) = nx {
+            grads.register::<B>(node.id, B::max_pool2d_backward(dy, argmax, kernel, input));
+        }
+    }
+}
+
+impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, C> {
     fn strata_conv2d(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
@@ -237,16 +301,6 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
                 prep.finish(B::strata_conv2d(x.into_primitive(), w.into_primitive(), b.into_primitive(), options))
             }
         }
-    }
-
-    fn strata_conv2d_backward(
-        _x: FloatTensor<Self>,
-        _w: FloatTensor<Self>,
-        _dy: FloatTensor<Self>,
-        _options: ConvOptions<2>,
-        _want: [bool; 3],
-    ) -> GradTriple<Self> {
-        unimplemented!("strata's convolution has first-order gradients only")
     }
 
     fn strata_conv_transpose2d(
@@ -275,13 +329,15 @@ impl<B: ConvBackend, C: CheckpointStrategy> ConvBackend for Autodiff<B, C> {
         }
     }
 
-    fn strata_conv_transpose2d_backward(
-        _x: FloatTensor<Self>,
-        _w: FloatTensor<Self>,
-        _dy: FloatTensor<Self>,
-        _options: ConvTransposeOptions<2>,
-        _want: [bool; 3],
-    ) -> GradTriple<Self> {
-        unimplemented!("strata's transposed convolution has first-order gradients only")
+    fn strata_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], relu: bool) -> FloatTensor<Self> {
+        match MaxPool2dBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let s = x.primitive().shape();
+                let input = [s[0], s[1], s[2], s[3]];
+                let (y, argmax) = B::max_pool2d_with_argmax(x.into_primitive(), kernel, relu);
+                prep.finish((argmax, kernel, input), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::strata_max_pool2d(x.into_primitive(), kernel, relu)),
+        }
     }
 }
