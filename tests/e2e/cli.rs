@@ -314,3 +314,40 @@ fn version_names_the_revision_and_the_backends() {
     assert!(v.contains("(git ") && v.contains("backends: cpu (flex)"), "{v}");
     assert_eq!(v.contains("ndarray"), cfg!(feature = "ndarray"), "{v}");
 }
+
+#[test]
+fn conv_selects_the_implementation_and_both_train_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let d = data.to_str().unwrap();
+    let mut losses = Vec::new();
+    for conv in ["strata", "burn"] {
+        let pre = tmp.path().join(format!("pre-{conv}"));
+        ok(&[
+            "--conv",
+            conv,
+            "pretrain",
+            "--data",
+            d,
+            "--out",
+            pre.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "-q",
+        ]);
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(pre.join("manifest.json")).unwrap()).unwrap();
+        let loss = m["metrics"]["final_loss"].as_f64();
+        losses.push((
+            loss.unwrap_or_else(|| panic!("no loss in {m}")),
+            std::fs::read(pre.join("model.safetensors")).unwrap(),
+        ));
+    }
+    // different sums in different orders: not the same bytes, the same training to rounding
+    assert_ne!(losses[0].1, losses[1].1, "--conv must change the implementation");
+    assert!((losses[0].0 - losses[1].0).abs() <= 1e-3 * losses[1].0.abs(), "{} vs {}", losses[0].0, losses[1].0);
+    let e = fails(&["--conv", "fast", "inspect", d]);
+    assert!(e.contains("--conv") && e.contains("strata") && e.contains("burn"), "{e}");
+}

@@ -33,3 +33,49 @@ impl Autoencoder {
         self.decoder.forward(self.encode(x))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::tensor::Distribution;
+    use strata_ops::{ConvImpl, with_implementation};
+
+    /// Losses of `steps` Adam steps on one batch of random images, from the same initial weights.
+    fn loss_curve(arch: &str, choice: ConvImpl, steps: usize) -> Vec<f32> {
+        with_implementation(choice, || {
+            let device = Device::flex().autodiff();
+            let input = InputShape { channels: 1, height: 28, width: 28 };
+            let spec = ArchSpec::parse(arch).unwrap();
+            let mut ae = crate::seeded(&device, 5, || Autoencoder::new(&spec, input, &device).unwrap());
+            device.seed(6);
+            let x = Tensor::<4>::random([16, 1, 28, 28], Distribution::Uniform(0.0, 1.0), &device);
+            let mut optim = AdamConfig::new().init();
+            (0..steps)
+                .map(|_| {
+                    let loss = (ae.forward(x.clone()) - x.clone()).powi_scalar(2).mean();
+                    let grads = GradientsParams::from_grads(loss.backward(), &ae);
+                    ae = optim.step(1e-3, ae.clone(), grads);
+                    loss.into_scalar::<f32>()
+                })
+                .collect()
+        })
+    }
+
+    /// strata's convolution and pooling against burn's over 20 training steps. Both compute
+    /// the same sums in different orders, so each step differs by f32 rounding (~1e-7
+    /// relative), which Adam's per-weight normalisation amplifies where a gradient is near
+    /// zero; 1e-3 relative per step bounds that with room (the largest seen is printed), while
+    /// a wrong gradient anywhere moves the curve by far more within a few steps.
+    #[test]
+    fn a_training_run_follows_burns_loss_curve() {
+        for arch in [crate::spec::REF_CAE, "conv8-bn-pool,conv16s2,dense12", "conv32-bn-pool,conv64s2,dense32"] {
+            let ours = loss_curve(arch, ConvImpl::Strata, 20);
+            let burns = loss_curve(arch, ConvImpl::Burn, 20);
+            assert!(burns[19] < burns[0], "{arch}: the run must learn for the comparison to mean anything");
+            let worst = ours.iter().zip(&burns).map(|(a, b)| ((a - b) / b).abs()).fold(0.0f32, f32::max);
+            eprintln!("{arch}: largest relative loss difference over 20 steps {worst:e}");
+            assert!(worst < 1e-3, "{arch}: strata {ours:?} burn {burns:?}");
+        }
+    }
+}

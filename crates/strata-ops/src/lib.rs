@@ -31,6 +31,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor};
 use extension::OpsBackend;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Which implementation runs the convolutions of strata's networks.
@@ -74,12 +75,32 @@ pub fn set_implementation(choice: ConvImpl) {
     IMPLEMENTATION.store(choice as u8, Ordering::Relaxed);
 }
 
-/// The implementation selected (default [`ConvImpl::Strata`]).
+thread_local! {
+    /// A choice for the calling thread only (see [`with_implementation`]).
+    static OVERRIDE: Cell<Option<ConvImpl>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with `choice` on this thread, whatever the process-wide choice: tests compare the
+/// two implementations side by side without disturbing tests running on other threads. The
+/// choice is read where the forward pass is built (the calling thread); the backward pass
+/// follows the graph it built.
+pub fn with_implementation<R>(choice: ConvImpl, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<ConvImpl>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OVERRIDE.set(self.0);
+        }
+    }
+    let _restore = Restore(OVERRIDE.replace(Some(choice)));
+    f()
+}
+
+/// The implementation in effect on this thread (default [`ConvImpl::Strata`]).
 pub fn implementation() -> ConvImpl {
-    match IMPLEMENTATION.load(Ordering::Relaxed) {
+    OVERRIDE.get().unwrap_or(match IMPLEMENTATION.load(Ordering::Relaxed) {
         0 => ConvImpl::Strata,
         _ => ConvImpl::Burn,
-    }
+    })
 }
 
 /// True where strata's kernels apply to `x`: chosen, flex backend (with or without
