@@ -351,7 +351,7 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     let d = tiny_mnist(&tmp.path().join("d"), 256, 10);
     let d_s = d.to_str().unwrap();
     let args = |out: &str| -> Vec<String> {
-        ["pretrain", "--data", d_s, "--epochs", "6", "--batch", "32", "--seed", "1"]
+        ["pretrain", "--data", d_s, "--epochs", "12", "--batch", "32", "--seed", "1"]
             .iter()
             .map(|s| s.to_string())
             .chain(["--checkpoint-every", "3", "--out", out, "-q"].iter().map(|s| s.to_string()))
@@ -359,7 +359,11 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     };
     let whole = tmp.path().join("whole");
     let w: Vec<String> = args(whole.to_str().unwrap());
+    let timer = std::time::Instant::now();
     ok(&w.iter().map(String::as_str).collect::<Vec<_>>());
+    // kill within the first quarter of the time a whole run takes on this machine, so the kills
+    // land mid-run however fast or slow training is
+    let span_ms = (timer.elapsed().as_millis() as u64 / 4).max(20);
 
     let run = tmp.path().join("killed");
     let run_s = run.to_str().unwrap();
@@ -379,7 +383,7 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
         let budget_left = kills < 12 && started.elapsed().as_secs() < 60;
         if budget_left {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let delay = (seed >> 33) % 700;
+            let delay = (seed >> 33) % span_ms;
             std::thread::sleep(std::time::Duration::from_millis(delay));
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
