@@ -205,21 +205,3 @@ mod tests {
         }
     }
 }
-#[cfg(test)]
-mod timing {
-    #[test]
-    #[ignore]
-    fn time_pool() {
-        let (planes, h, w) = (64 * 32, 28, 28);
-        let x: Vec<f32> = (0..planes * h * w)
-            .map(|i| ((i as u64).wrapping_mul(0x9E3779B97F4A7C15) >> 40) as f32 / 8388608.0 - 1.0)
-            .collect();
-        for relu in [false, true] {
-            let t = std::time::Instant::now();
-            for _ in 0..20 {
-                std::hint::black_box(super::forward(&x, planes, h, w, [2, 2], relu, true));
-            }
-            eprintln!("relu {relu}: {:?} per call", t.elapsed() / 20);
-        }
-    }
-}
