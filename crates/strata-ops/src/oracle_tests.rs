@@ -121,7 +121,7 @@ fn deconv_params(c: &ConvTranspose2d) -> (Tensor<4>, Option<Tensor<1>>) {
 fn conv2d_equals_burn_outputs_and_all_gradients() {
     for case in cases() {
         let shape = [case.n, case.cin, case.h, case.w];
-        compare(&case, &conv(&case), shape, true, |m, x, c| conv2d_using(m, x, c), conv_params);
+        compare(&case, &conv(&case), shape, true, conv2d_using, conv_params);
     }
 }
 
@@ -130,10 +130,10 @@ fn conv2d_skips_the_gradients_nobody_needs() {
     for case in cases().into_iter().step_by(3) {
         let shape = [case.n, case.cin, case.h, case.w];
         // an input that needs no gradient (the first layer)
-        compare(&case, &conv(&case), shape, false, |m, x, c| conv2d_using(m, x, c), conv_params);
+        compare(&case, &conv(&case), shape, false, conv2d_using, conv_params);
         // frozen weights: no weight or bias gradient, the input's still flows
         let frozen = conv(&case).no_grad();
-        compare(&case, &frozen, shape, true, |m, x, c| conv2d_using(m, x, c), conv_params);
+        compare(&case, &frozen, shape, true, conv2d_using, conv_params);
     }
 }
 
@@ -141,9 +141,9 @@ fn conv2d_skips_the_gradients_nobody_needs() {
 fn conv_transpose2d_equals_burn_outputs_and_all_gradients() {
     for case in cases() {
         let shape = [case.n, case.cin, case.h, case.w];
-        compare(&case, &deconv(&case), shape, true, |m, x, c| conv_transpose2d_using(m, x, c), deconv_params);
+        compare(&case, &deconv(&case), shape, true, conv_transpose2d_using, deconv_params);
         let frozen = deconv(&case).no_grad();
-        compare(&case, &frozen, shape, true, |m, x, c| conv_transpose2d_using(m, x, c), deconv_params);
+        compare(&case, &frozen, shape, true, conv_transpose2d_using, deconv_params);
     }
 }
 

@@ -55,7 +55,7 @@ pub fn forward(
                     }
                 }
                 let o = oh * wo + ow;
-                let clipped = relu && !(best > 0.0) && !best.is_nan();
+                let clipped = relu && best <= 0.0;
                 yp[o] = if clipped { 0.0 } else { best };
                 if let Some(ap) = ap.as_deref_mut() {
                     ap[o] = if clipped { NO_GRADIENT } else { at as i32 };
@@ -121,7 +121,7 @@ fn pool2x2(xp: &[f32], w: usize, ho: usize, wo: usize, relu: bool, yp: &mut [f32
             let (b, bb) = (pick(c1, p1[1], p1[0]), wi + c1 as i32);
             let c = wins(b, t);
             let (m, mi) = (pick(c, b, t), pick_index(c, bb, tb));
-            let clipped = relu & !(m > 0.0) & !m.is_nan();
+            let clipped = relu & (m <= 0.0);
             *y = pick(clipped, 0.0, m);
             if let Some(ap) = ap.as_deref_mut() {
                 ap[oh * wo + ow] = pick_index(clipped, NO_GRADIENT, base + 2 * ow as i32 + mi);
