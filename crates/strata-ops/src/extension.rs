@@ -44,23 +44,23 @@ pub trait OpsBackend: Backend {
     fn strata_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], relu: bool) -> FloatTensor<Self>;
 }
 
+/// Which convolution a backward pass belongs to, with its options.
+#[derive(Debug, Clone)]
+pub enum ConvKind {
+    /// [`OpsBackend::strata_conv2d`]
+    Conv(ConvOptions<2>),
+    /// [`OpsBackend::strata_conv_transpose2d`]
+    Transpose(ConvTransposeOptions<2>),
+}
+
 /// What the backward passes call on the inner backend: never dispatched, so a plain trait.
 pub trait Kernels: Backend {
-    /// The gradients of [`OpsBackend::strata_conv2d`] asked for by `want` = (dx, dw, db).
-    fn conv2d_backward(
+    /// The gradients of a convolution of either kind asked for by `want` = (dx, dw, db).
+    fn conv_gradients(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
         dy: FloatTensor<Self>,
-        options: ConvOptions<2>,
-        want: [bool; 3],
-    ) -> GradTriple<Self>;
-
-    /// The gradients of [`OpsBackend::strata_conv_transpose2d`] asked for by `want`.
-    fn conv_transpose2d_backward(
-        x: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        dy: FloatTensor<Self>,
-        options: ConvTransposeOptions<2>,
+        kind: ConvKind,
         want: [bool; 3],
     ) -> GradTriple<Self>;
 
@@ -179,30 +179,26 @@ impl OpsBackend for Flex {
 }
 
 impl Kernels for Flex {
-    fn conv2d_backward(
+    fn conv_gradients(
         x: FlexTensor,
         w: FlexTensor,
         dy: FlexTensor,
-        options: ConvOptions<2>,
+        kind: ConvKind,
         want: [bool; 3],
     ) -> GradTriple<Self> {
         let (xd, wd) = (dims4(&x), dims4(&w));
-        let g = conv_geometry(xd, wd, &options);
-        let grads = kernels::conv_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
-        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.o])))
-    }
-
-    fn conv_transpose2d_backward(
-        x: FlexTensor,
-        w: FlexTensor,
-        dy: FlexTensor,
-        options: ConvTransposeOptions<2>,
-        want: [bool; 3],
-    ) -> GradTriple<Self> {
-        let (xd, wd) = (dims4(&x), dims4(&w));
-        let g = conv_transpose_geometry(xd, wd, &options);
-        let grads = kernels::conv_transpose_backward(&g, xd[0], &values(&x), &values(&w), &values(&dy), wanted(want));
-        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[g.c])))
+        let (x, w, dy) = (values(&x), values(&w), values(&dy));
+        let (grads, bias_len) = match &kind {
+            ConvKind::Conv(options) => {
+                let g = conv_geometry(xd, wd, options);
+                (kernels::conv_backward(&g, xd[0], &x, &w, &dy, wanted(want)), g.o)
+            }
+            ConvKind::Transpose(options) => {
+                let g = conv_transpose_geometry(xd, wd, options);
+                (kernels::conv_transpose_backward(&g, xd[0], &x, &w, &dy, wanted(want)), g.c)
+            }
+        };
+        (grads.dx.map(|v| tensor(v, &xd)), grads.dw.map(|v| tensor(v, &wd)), grads.db.map(|v| tensor(v, &[bias_len])))
     }
 
     fn max_pool2d_with_argmax(x: FlexTensor, kernel: [usize; 2], relu: bool) -> (FlexTensor, FlexTensor) {
@@ -221,21 +217,22 @@ impl Kernels for Flex {
     }
 }
 
-/// Backward of [`OpsBackend::strata_conv2d`]: parents (x, w, b).
+/// Backward of [`OpsBackend::strata_conv2d`] and [`OpsBackend::strata_conv_transpose2d`]:
+/// parents (x, w, b); x and w are kept, the bias is not needed.
 #[derive(Debug)]
-struct Conv2dBackward;
+struct ConvBackward;
 
-impl<B: Kernels> Backward<B, 3> for Conv2dBackward {
-    type State = (NodeId, NodeId, ConvOptions<2>);
+impl<B: Kernels> Backward<B, 3> for ConvBackward {
+    type State = (NodeId, NodeId, ConvKind);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let [nx, nw, nb] = ops.parents;
         let dy = grads.consume::<B>(&ops.node);
-        let (xid, wid, options) = ops.state;
+        let (xid, wid, kind) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
         let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
         let want = [nx.is_some(), nw.is_some(), nb.is_some()];
-        let (dx, dw, db) = B::conv2d_backward(x, w, dy, options, want);
+        let (dx, dw, db) = B::conv_gradients(x, w, dy, kind, want);
         for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
             if let (Some(node), Some(grad)) = (node, grad) {
                 grads.register::<B>(node.id, grad);
@@ -244,25 +241,26 @@ impl<B: Kernels> Backward<B, 3> for Conv2dBackward {
     }
 }
 
-/// Backward of [`OpsBackend::strata_conv_transpose2d`]: parents (x, w, b).
-#[derive(Debug)]
-struct ConvTranspose2dBackward;
-
-impl<B: Kernels> Backward<B, 3> for ConvTranspose2dBackward {
-    type State = (NodeId, NodeId, ConvTransposeOptions<2>);
-
-    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let [nx, nw, nb] = ops.parents;
-        let dy = grads.consume::<B>(&ops.node);
-        let (xid, wid, options) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
-        let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
-        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
-        let (dx, dw, db) = B::conv_transpose2d_backward(x, w, dy, options, want);
-        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
+/// A convolution of either kind as a graph node: `forward` on the inner backend, with its
+/// backward recorded when anything needs a gradient.
+fn conv_node<B: OpsBackend + Kernels, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    w: FloatTensor<Autodiff<B, C>>,
+    b: FloatTensor<Autodiff<B, C>>,
+    kind: ConvKind,
+) -> FloatTensor<Autodiff<B, C>> {
+    let forward = |x, w, b, kind: &ConvKind| match kind {
+        ConvKind::Conv(options) => B::strata_conv2d(x, w, b, options.clone()),
+        ConvKind::Transpose(options) => B::strata_conv_transpose2d(x, w, b, options.clone()),
+    };
+    match ConvBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let (xid, wid) = (prep.checkpoint(&x), prep.checkpoint(&w));
+            let y = forward(x.into_primitive(), w.into_primitive(), b.into_primitive(), &kind);
+            prep.finish((xid, wid, kind), y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(x.into_primitive(), w.into_primitive(), b.into_primitive(), &kind))
         }
     }
 }
@@ -291,16 +289,7 @@ impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, 
         b: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        match Conv2dBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let (xid, wid) = (prep.checkpoint(&x), prep.checkpoint(&w));
-                let y = B::strata_conv2d(x.into_primitive(), w.into_primitive(), b.into_primitive(), options.clone());
-                prep.finish((xid, wid, options), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(B::strata_conv2d(x.into_primitive(), w.into_primitive(), b.into_primitive(), options))
-            }
-        }
+        conv_node::<B, C>(x, w, b, ConvKind::Conv(options))
     }
 
     fn strata_conv_transpose2d(
@@ -309,24 +298,7 @@ impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, 
         b: FloatTensor<Self>,
         options: ConvTransposeOptions<2>,
     ) -> FloatTensor<Self> {
-        match ConvTranspose2dBackward.prepare::<C>([x.node(), w.node(), b.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(mut prep) => {
-                let (xid, wid) = (prep.checkpoint(&x), prep.checkpoint(&w));
-                let y = B::strata_conv_transpose2d(
-                    x.into_primitive(),
-                    w.into_primitive(),
-                    b.into_primitive(),
-                    options.clone(),
-                );
-                prep.finish((xid, wid, options), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::strata_conv_transpose2d(
-                x.into_primitive(),
-                w.into_primitive(),
-                b.into_primitive(),
-                options,
-            )),
-        }
+        conv_node::<B, C>(x, w, b, ConvKind::Transpose(options))
     }
 
     fn strata_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], relu: bool) -> FloatTensor<Self> {
