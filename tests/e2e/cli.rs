@@ -351,3 +351,89 @@ fn conv_selects_the_implementation_and_both_train_alike() {
     let e = fails(&["--conv", "fast", "inspect", d]);
     assert!(e.contains("--conv") && e.contains("strata") && e.contains("burn"), "{e}");
 }
+
+/// A scratch classifier on a two-class PNG folder (`cat`, `dog`), and a folder of files to
+/// predict made by the test: two good ones (one nested, one with a comma in its name), a
+/// corrupt file and one of the wrong size.
+fn predict_fixture(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let train = root.join("train");
+    for (class, v) in [("cat", 40u8), ("dog", 200u8)] {
+        std::fs::create_dir_all(train.join(class)).unwrap();
+        for i in 0..6u32 {
+            let img = image::GrayImage::from_fn(12, 12, |x, y| image::Luma([v.wrapping_add(((x * y + i) % 9) as u8)]));
+            img.save(train.join(class).join(format!("{i}.png"))).unwrap();
+        }
+    }
+    let model = root.join("model");
+    ok(&[
+        "finetune",
+        "--from",
+        "scratch",
+        "--arch",
+        "conv4-pool,dense8",
+        "--frozen-steps",
+        "2",
+        "--unfreeze-steps",
+        "2",
+        "--train",
+        train.to_str().unwrap(),
+        "--labels-per-class",
+        "6",
+        "--out",
+        model.to_str().unwrap(),
+        "-q",
+    ]);
+    let inputs = root.join("inputs");
+    std::fs::create_dir_all(inputs.join("nested")).unwrap();
+    image::GrayImage::from_pixel(12, 12, image::Luma([40])).save(inputs.join("a.png")).unwrap();
+    image::GrayImage::from_pixel(12, 12, image::Luma([200])).save(inputs.join("nested/b, c.png")).unwrap();
+    (model, inputs)
+}
+
+#[test]
+fn predict_names_each_file_its_class_and_probabilities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, inputs) = predict_fixture(tmp.path());
+    let (m, i) = (model.to_str().unwrap(), inputs.to_str().unwrap());
+
+    // JSON: paths relative to the folder, class names, probabilities of all classes sum to 1
+    let rows: serde_json::Value =
+        serde_json::from_str(&ok(&["predict", "--model", m, i, "--format", "json", "--top-k", "2"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["file"].as_str().unwrap()).collect::<Vec<_>>(), ["a.png", "nested/b, c.png"]);
+    for r in rows {
+        let top: Vec<_> = r["top_k"].as_array().unwrap().iter().collect();
+        let names: Vec<&str> = top.iter().map(|g| g["class"].as_str().unwrap()).collect();
+        assert!(names.contains(&"cat") && names.contains(&"dog"), "{r}");
+        let total: f64 = top.iter().map(|g| g["probability"].as_f64().unwrap()).sum();
+        assert!((total - 1.0).abs() < 1e-5, "{r}");
+        assert_eq!(r["class"], top[0]["class"]);
+        assert!(top[0]["probability"].as_f64() >= top[1]["probability"].as_f64());
+    }
+    // CSV quotes a name with a comma; JSON lines give the same rows
+    let csv = ok(&["predict", "--model", m, i]);
+    assert_eq!(csv.lines().next().unwrap(), "file,class,probability");
+    assert!(csv.contains("\"nested/b, c.png\","), "{csv}");
+    let jsonl = ok(&["predict", "--model", m, i, "--format", "jsonl"]);
+    assert_eq!(jsonl.lines().count(), 2);
+    let first: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first["class"], rows[0]["class"]);
+
+    // a corrupt file stops the run, naming it; --skip-bad writes its row with the reason
+    std::fs::write(inputs.join("broken.png"), b"not a png").unwrap();
+    let e = fails(&["predict", "--model", m, i]);
+    assert!(e.contains("broken.png") && e.contains("--skip-bad"), "{e}");
+    let rows: serde_json::Value =
+        serde_json::from_str(&ok(&["predict", "--model", m, i, "--format", "json", "--skip-bad"])).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "no file is silently dropped");
+    assert!(rows[1]["error"].as_str().unwrap().contains("broken.png") && rows[1]["class"].is_null(), "{rows:?}");
+    std::fs::remove_file(inputs.join("broken.png")).unwrap();
+
+    // a file of another size: an error naming it and --resize, unless --resize
+    image::GrayImage::from_pixel(20, 16, image::Luma([40])).save(inputs.join("wide.png")).unwrap();
+    let e = fails(&["predict", "--model", m, i]);
+    assert!(e.contains("wide.png") && e.contains("16x20") && e.contains("--resize"), "{e}");
+    let csv = ok(&["predict", "--model", m, i, "--resize"]);
+    assert!(csv.lines().any(|l| l.starts_with("wide.png,")), "{csv}");
+}

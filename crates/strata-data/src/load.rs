@@ -60,6 +60,39 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
     conform(data, opts)
 }
 
+/// Where the image files of `spec` are when it names an image folder (the split's subfolder
+/// when the folder has `train/` and `test/`, `default_split` unless the spec names one);
+/// `None` for the binary formats, whose images have no files of their own.
+pub fn image_folder(spec: &DataSpec, default_split: crate::split::Split) -> Result<Option<std::path::PathBuf>> {
+    let path = spec.path.as_path();
+    if !path.exists() {
+        return Err(DataError::NotFound { path: path.to_path_buf() });
+    }
+    let formats = registry();
+    let Some(format) = formats.iter().find(|f| f.detect(path)) else {
+        return Err(DataError::UnknownFormat { path: path.to_path_buf(), accepted: accepted_layouts() });
+    };
+    if format.name() != crate::formats::Format::name(&crate::formats::folder::Folder) {
+        return Ok(None);
+    }
+    if !format.has_splits(path) {
+        if let Some(split) = spec.split {
+            return Err(DataError::SplitUnavailable { path: path.to_path_buf(), split });
+        }
+        return Ok(Some(path.to_path_buf()));
+    }
+    let split = spec.split.unwrap_or(default_split);
+    let root = path.join(split.as_str());
+    if !root.is_dir() {
+        return Err(DataError::SplitNotFound {
+            path: path.to_path_buf(),
+            split,
+            looked_for: format!("the subfolder {}", root.display()),
+        });
+    }
+    Ok(Some(root))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

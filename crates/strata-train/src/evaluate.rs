@@ -66,6 +66,21 @@ pub fn predict(
     out
 }
 
+/// Class probabilities (softmax of the logits) of every image of `data`, one row per image.
+pub fn probabilities(model: &Classifier, data: &Dataset, norm: &Normalization, device: &Device) -> Vec<Vec<f32>> {
+    let model = model.valid();
+    let batcher = Batcher::new(data, norm);
+    let rows: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(256) {
+        let p = burn::tensor::activation::softmax(model.forward(batcher.inputs(chunk, device)), 1);
+        let k = p.dims()[1];
+        let values = p.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        out.extend(values.chunks(k.max(1)).map(<[f32]>::to_vec));
+    }
+    out
+}
+
 /// Scores `model` on rows of labeled `data` (all rows when None).
 pub fn evaluate(
     model: &Classifier,

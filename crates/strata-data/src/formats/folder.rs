@@ -296,20 +296,7 @@ impl Decoder {
             }
             Some(_) => {}
         }
-        let needs_resize = (th, tw) != (h as usize, w as usize);
-        if channels == 1 {
-            let mut gray = if img.color().has_color() { to_gray(img.into_rgb8()) } else { img.into_luma8() };
-            if needs_resize {
-                gray = image::imageops::resize(&gray, tw as u32, th as u32, image::imageops::FilterType::Triangle);
-            }
-            self.images.extend_from_slice(gray.as_raw());
-        } else {
-            let mut rgb = img.into_rgb8();
-            if needs_resize {
-                rgb = image::imageops::resize(&rgb, tw as u32, th as u32, image::imageops::FilterType::Triangle);
-            }
-            push_chw(&mut self.images, rgb.as_raw(), th * tw);
-        }
+        self.images.extend_from_slice(&pixels(img, shape));
         Ok(())
     }
 
@@ -317,6 +304,63 @@ impl Decoder {
         let shape = self.first.map(|(_, s)| s).unwrap_or(ImageShape::new(0, 0, 0));
         (self.images, shape)
     }
+}
+
+/// The channel-first pixels of `img` converted to `shape` (channel count, and size when it
+/// differs: resized with a triangle filter).
+fn pixels(img: DynamicImage, shape: ImageShape) -> Vec<u8> {
+    let (th, tw) = (shape.height, shape.width);
+    let needs_resize = (th, tw) != (img.height() as usize, img.width() as usize);
+    if shape.channels == 1 {
+        let mut gray = if img.color().has_color() { to_gray(img.into_rgb8()) } else { img.into_luma8() };
+        if needs_resize {
+            gray = image::imageops::resize(&gray, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+        }
+        gray.into_raw()
+    } else {
+        let mut rgb = img.into_rgb8();
+        if needs_resize {
+            rgb = image::imageops::resize(&rgb, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+        }
+        let mut out = Vec::with_capacity(3 * th * tw);
+        push_chw(&mut out, rgb.as_raw(), th * tw);
+        out
+    }
+}
+
+/// One image file of a folder read on its own: where it is and what came of decoding it.
+#[derive(Debug)]
+pub struct FileImage {
+    /// the path below the folder, `/`-separated
+    pub relative: String,
+    /// its pixels (channel-first) and shape, or why it could not be read
+    pub decoded: Result<(Vec<u8>, ImageShape)>,
+}
+
+/// Every image file under `root` (class folders or any tree, the rules of the folder reader),
+/// in path order, each decoded on its own to `channels` and, with `resize`, to that size: a
+/// file that fails keeps its error, so a caller can name it or report it in its row (what
+/// `strata predict` does), never drop it.
+pub fn decode_each(root: &Path, channels: usize, resize: Option<(usize, usize)>) -> Result<Vec<FileImage>> {
+    use rayon::prelude::*;
+    let mut files = match scan(root)? {
+        Layout::Classes(classes) => classes.into_iter().flat_map(|(_, f)| f).collect(),
+        Layout::Tree { files, .. } => files,
+    };
+    files.sort();
+    Ok(files
+        .par_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(root).unwrap_or(path);
+            let relative = relative.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let decoded = decode(path).map(|img| {
+                let (h, w) = resize.unwrap_or((img.height() as usize, img.width() as usize));
+                let shape = ImageShape::new(channels, h, w);
+                (pixels(img, shape), shape)
+            });
+            FileImage { relative, decoded }
+        })
+        .collect())
 }
 
 /// Colour to gray with the crate's own luma, so folders and binary formats agree.
