@@ -4,7 +4,7 @@
 //! optimisers. Also: divergence keeps the last good checkpoint; damaged checkpoints are
 //! named and skipped; `kill -9` at random moments leaves runs resumable or marked incomplete.
 
-use crate::common::{fails, ok, tiny_mnist};
+use crate::common::{fails, manifest, ok, tiny_mnist};
 use std::path::{Path, PathBuf};
 use strata_nn::ArchSpec;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
@@ -443,4 +443,46 @@ fn ctrl_c_checkpoints_and_exits_130() {
     assert_eq!(status["status"], "resumable", "{status}");
     ok(&["pretrain", "--resume", run.to_str().unwrap(), "-q"]);
     assert_eq!(crate::common::manifest(&run)["metrics"]["steps"], 12 * 8);
+}
+
+/// `strata runs` on a folder made here: a complete run, a run stopped after its first
+/// checkpoint, a damaged manifest and a folder of other files, each shown for what it is.
+#[test]
+fn runs_lists_each_run_with_its_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tiny_mnist(&tmp.path().join("d"), 200, 10);
+    let root = tmp.path().join("runs");
+    pipeline::pretrain(&pretrain_req(&d, "ae", root.join("done"), 1), &mut strata_train::progress::Silent).unwrap();
+    let flag = StopFlag::new();
+    let stopped =
+        PretrainRequest { control: control(Some(2), &flag, false), ..pretrain_req(&d, "ae", root.join("stopped"), 2) };
+    assert!(pipeline::pretrain(&stopped, &mut StopAt { at: 3, seen: 0, flag }).is_err());
+    std::fs::create_dir_all(root.join("group/damaged")).unwrap();
+    std::fs::write(root.join("group/damaged/manifest.json"), "{ not json").unwrap();
+    std::fs::create_dir_all(root.join("photos")).unwrap();
+    std::fs::write(root.join("photos/readme.txt"), "not a run").unwrap();
+
+    let r = root.to_str().unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&ok(&["runs", r, "--json"])).unwrap();
+    let status: Vec<(&str, &str)> =
+        rows.as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap(), e["status"].as_str().unwrap())).collect();
+    assert_eq!(
+        status,
+        [("done", "complete"), ("group/damaged", "broken"), ("photos", "foreign"), ("stopped", "resumable")],
+        "{rows}"
+    );
+    let done = &rows[0];
+    assert_eq!(done["kind"], "pretrain");
+    assert_eq!(done["method"], "ae");
+    let loss = manifest(&root.join("done"))["metrics"]["final_loss"].as_f64().unwrap();
+    assert_eq!(done["metric"], serde_json::json!({ "name": "final_loss", "value": loss }));
+    assert!(rows[1]["reason"].as_str().unwrap().contains("not valid JSON"), "{rows}");
+    // the table says the same, one line per entry
+    let table = ok(&["runs", r]);
+    for (name, word) in status {
+        assert!(table.lines().any(|l| l.starts_with(name) && l.contains(word)), "{name} {word}:\n{table}");
+    }
+    // a path that is not a folder is an error naming it, not a crash
+    let e = fails(&["runs", root.join("done/manifest.json").to_str().unwrap()]);
+    assert!(e.contains("is not a folder"), "{e}");
 }

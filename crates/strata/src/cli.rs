@@ -43,6 +43,8 @@ pub enum Command {
     Export(commands::export::Args),
     /// Show a run's manifest and layer table.
     Inspect(commands::inspect::Args),
+    /// Every run under a folder at a glance: kind, method, status, key metric, age.
+    Runs(commands::runs::Args),
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
     Demo(commands::demo::Args),
     /// Train-step and inference throughput (images/s), one JSON line per figure.
@@ -68,6 +70,7 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Import(a) => commands::import::run(a, argv),
         Command::Export(a) => commands::export::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Runs(a) => commands::runs::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(a),

@@ -11,5 +11,6 @@ pub mod inspect;
 pub mod predict;
 pub mod pretrain;
 pub mod probe;
+pub mod runs;
 pub mod search;
 pub mod train;
