@@ -437,3 +437,23 @@ fn predict_names_each_file_its_class_and_probabilities() {
     let csv = ok(&["predict", "--model", m, i, "--resize"]);
     assert!(csv.lines().any(|l| l.starts_with("wide.png,")), "{csv}");
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_parser() {
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ok(&["completions", shell]);
+        // subcommands and a flag deep in one: generated from the same definitions as the parser
+        for word in ["pretrain", "finetune", "runs", "labels-per-class"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let e = fails(&["completions", "tcsh"]);
+    assert!(e.contains("bash") && e.contains("fish"), "{e}");
+    let page = ok(&["man"]);
+    assert!(page.starts_with(".ie") || page.contains(".TH strata 1"), "{page}");
+    assert!(page.contains("finetune") && page.contains("predict"), "{page}");
+    let dir = tempfile::tempdir().unwrap();
+    ok(&["man", "--out", dir.path().to_str().unwrap()]);
+    let predict = std::fs::read_to_string(dir.path().join("strata-predict.1")).unwrap();
+    assert!(predict.contains("skip\\-bad") || predict.contains("skip-bad"), "{predict}");
+}

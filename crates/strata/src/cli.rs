@@ -47,6 +47,10 @@ pub enum Command {
     Runs(commands::runs::Args),
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
     Demo(commands::demo::Args),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(commands::completions::Args),
+    /// Print the manual page (or write one per command with --out DIR).
+    Man(commands::completions::ManArgs),
     /// Train-step and inference throughput (images/s), one JSON line per figure.
     #[cfg(feature = "bench")]
     Bench(commands::bench::Args),
@@ -72,6 +76,8 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Runs(a) => commands::runs::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
+        Command::Completions(a) => commands::completions::run(a),
+        Command::Man(a) => commands::completions::man(a),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(a),
     }

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod completions;
 pub mod demo;
 pub mod evaluate;
 pub mod export;
