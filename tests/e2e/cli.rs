@@ -457,3 +457,75 @@ fn completions_and_man_pages_come_from_the_parser() {
     let predict = std::fs::read_to_string(dir.path().join("strata-predict.1")).unwrap();
     assert!(predict.contains("skip\\-bad") || predict.contains("skip-bad"), "{predict}");
 }
+
+#[test]
+fn a_report_is_self_contained_and_agrees_with_the_manifests() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let d = data.to_str().unwrap();
+    let test = format!("{d}:test");
+    let run = |name: &str, per_class: &str, seed: &str| {
+        let out = tmp.path().join(name);
+        ok(&[
+            "finetune",
+            "--from",
+            "scratch",
+            "--arch",
+            "conv4-pool,dense8",
+            "--train",
+            d,
+            "--labels-per-class",
+            per_class,
+            "--frozen-steps",
+            "0",
+            "--unfreeze-steps",
+            "60",
+            "--seed",
+            seed,
+            "--test",
+            &test,
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
+        out
+    };
+    let runs: Vec<std::path::PathBuf> = ["0", "1", "2"].iter().map(|s| run(&format!("scratch-{s}"), "4", s)).collect();
+    // a second label count, for the accuracy-against-labels plot
+    let fewer = run("scratch-2pc", "2", "0");
+    let page_path = tmp.path().join("report.html");
+    let mut args = vec!["report".to_string()];
+    args.extend(runs.iter().chain([&fewer]).map(|r| r.to_str().unwrap().to_string()));
+    args.extend(["--out".into(), page_path.to_str().unwrap().into()]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let page = std::fs::read_to_string(&page_path).unwrap();
+
+    // well-formed (read as XML to the end), nothing fetched from the network
+    for event in xml::reader::EventReader::new(page.as_bytes()) {
+        event.unwrap_or_else(|e| panic!("the page does not parse: {e}"));
+    }
+    assert!(!page.contains("http://") && !page.contains("https://"));
+    // every picture it names is embedded and is a PNG
+    let srcs: Vec<&str> = page.split("src=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+    assert!(!srcs.is_empty());
+    for src in srcs {
+        let b64 = src
+            .strip_prefix("data:image/png;base64,")
+            .unwrap_or_else(|| panic!("not embedded: {}", &src[..40.min(src.len())]));
+        let png = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    }
+    // the comparison row: mean and sample std over the three seeds, computed here
+    let acc: Vec<f64> = runs.iter().map(|r| manifest(r)["metrics"]["test_accuracy"].as_f64().unwrap()).collect();
+    let mean = acc.iter().sum::<f64>() / 3.0;
+    let std = (acc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+    let cell = format!("{:.2} ± {:.2} %", 100.0 * mean, 100.0 * std);
+    assert!(page.contains(&format!("<td class=\"l\">scratch</td><td>40</td><td>0, 1, 2</td>")), "{}", &page[..2000]);
+    assert!(page.contains(&cell), "{cell} not in the comparison");
+    // and each run's own figures
+    for (r, a) in runs.iter().zip(&acc) {
+        assert!(page.contains(&format!("<h2>{}</h2>", r.display())));
+        assert!(page.contains(&format!("<th class=\"l\">test_accuracy</th><td>{a}</td>")), "{a}");
+    }
+}

@@ -7,6 +7,7 @@ pub mod control;
 pub mod error;
 pub mod interop;
 pub mod pipeline;
+pub mod report;
 pub mod runs;
 pub mod search;
 pub mod stage2;

@@ -45,6 +45,8 @@ pub enum Command {
     Inspect(commands::inspect::Args),
     /// Every run under a folder at a glance: kind, method, status, key metric, age.
     Runs(commands::runs::Args),
+    /// One self-contained HTML page over runs: what each is, phases, curves, confusion, pictures, comparison.
+    Report(commands::report::Args),
     /// Pretrain → fine-tune → scratch baseline → comparison, on the bundled data.
     Demo(commands::demo::Args),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
@@ -75,6 +77,7 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Export(a) => commands::export::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Runs(a) => commands::runs::run(a),
+        Command::Report(a) => commands::report::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::completions::man(a),

@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod predict;
 pub mod pretrain;
 pub mod probe;
+pub mod report;
 pub mod runs;
 pub mod search;
 pub mod train;

@@ -1,0 +1,378 @@
+//! `strata report`: one self-contained HTML page over one or more runs — what each run is,
+//! its phases, curves, confusion matrix and pictures, and across runs one table grouped over
+//! seeds. Everything is inline (CSS, pictures as `data:` URIs): the file opens offline and
+//! can be mailed or archived alone.
+
+use crate::error::{Context as _, Result, RunError};
+use base64::Engine as _;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use strata_train::manifest::RunKind;
+use strata_train::run_dir::{METRICS, RunDir};
+use strata_viz::{Plot, Series};
+
+/// What one classifier or pretraining run contributes to the comparison table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// the run's directory as given
+    pub path: PathBuf,
+    /// pretrain, finetune, scratch, train, import
+    pub kind: String,
+    /// the pretraining method: its own, or its parent's for a fine-tuned run
+    pub method: Option<String>,
+    /// labeled images it trained on (classifiers)
+    pub labels: Option<usize>,
+    /// its seed
+    pub seed: u64,
+    /// test accuracy after the frozen phase (fine-tuned runs)
+    pub frozen: Option<f64>,
+    /// final test accuracy (classifiers)
+    pub accuracy: Option<f64>,
+    /// wall-clock seconds of the run
+    pub seconds: Option<f64>,
+}
+
+impl Summary {
+    /// Reads what the table needs from a run's manifest (and its parent's, for the method).
+    pub fn of(run: &RunDir) -> Self {
+        let m = &run.manifest;
+        let num = |k: &str| m.metrics.get(k).and_then(serde_json::Value::as_f64);
+        let parent_method = m
+            .parent
+            .as_ref()
+            .and_then(|p| RunDir::open(Path::new(&p.path)).ok())
+            .and_then(|p| p.manifest.method.clone());
+        let labels = m.data.label_indices.as_ref().map(Vec::len);
+        Summary {
+            path: run.path.clone(),
+            kind: kind_name(m.kind),
+            method: m.method.clone().or(parent_method),
+            labels,
+            seed: m.seed,
+            frozen: num("test_accuracy_after_frozen"),
+            accuracy: num("test_accuracy"),
+            seconds: num("total_seconds").or_else(|| num("seconds")),
+        }
+    }
+
+    /// The row label runs are grouped by (seeds aside).
+    fn group(&self) -> String {
+        match (&self.method, self.kind.as_str()) {
+            (Some(m), "finetune") => format!("{m}, fine-tuned"),
+            (Some(m), _) => format!("{m} ({})", self.kind),
+            (None, k) => k.to_string(),
+        }
+    }
+}
+
+fn kind_name(k: RunKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Mean and (sample) standard deviation; the deviation is 0 for one value.
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
+}
+
+/// `&`, `<`, `>`, `"` and `'` as entities: the only escaping an HTML text or attribute needs
+/// (a five-line function rather than a crate).
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn png_uri(bytes: &[u8]) -> String {
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn pct(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{:.2} %", 100.0 * v))
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}\
+th{background:#f3f3f3}td.l,th.l{text-align:left}h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}\
+img{max-width:100%;border:1px solid #eee}.muted{color:#777}.cm td{min-width:2.2em}";
+
+/// Loss curves of every logged figure of a run (one plot per figure that changes).
+fn curves(run: &RunDir) -> Vec<(String, Vec<u8>)> {
+    let Ok(text) = std::fs::read_to_string(run.path.join(METRICS)) else { return Vec::new() };
+    let skip = ["step", "epoch", "seconds", "images_per_s", "head", "empty_clusters"];
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut offset = 0.0;
+    let mut last_phase = String::new();
+    let mut last_step = 0.0;
+    for line in text.lines() {
+        let Ok(serde_json::Value::Object(o)) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let step = o.get("step").and_then(|v| v.as_f64()).unwrap_or(0.0);
+        // phases restart their step count: lay them end to end
+        let phase = o.get("phase").and_then(|v| v.as_str()).unwrap_or("").to_string();
+        if phase != last_phase {
+            offset += last_step;
+            last_phase = phase;
+        }
+        last_step = step;
+        for (k, v) in &o {
+            if skip.contains(&k.as_str()) || k.starts_with("lr") {
+                continue;
+            }
+            if let Some(y) = v.as_f64().filter(|y| y.is_finite()) {
+                series.entry(k.clone()).or_default().push((offset + step, y));
+            }
+        }
+    }
+    series
+        .into_iter()
+        .filter(|(_, p)| p.len() > 1)
+        .filter_map(|(name, points)| {
+            let plot = Plot {
+                title: name.clone(),
+                x_label: "step".into(),
+                y_label: name.clone(),
+                series: vec![Series { name: name.clone(), points }],
+                log_x: false,
+            };
+            plot.to_png().ok().map(|png| (name, png))
+        })
+        .collect()
+}
+
+/// The confusion matrix of `evaluation.json` as a heat-mapped table (rows: true class).
+fn confusion(run: &RunDir, out: &mut String) {
+    let Ok(text) = std::fs::read_to_string(run.path.join("evaluation.json")) else { return };
+    let Ok(e) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+    let Some(rows) = e["confusion"].as_array() else { return };
+    let names: Vec<String> = run.manifest.data.class_names.clone();
+    let _ = write!(
+        out,
+        "<h3>Confusion matrix (rows: true class, columns: predicted)</h3><table class=\"cm\"><tr><th></th>"
+    );
+    for n in &names {
+        let _ = write!(out, "<th>{}</th>", esc(n));
+    }
+    out.push_str("</tr>");
+    for (i, r) in rows.iter().enumerate() {
+        let cells: Vec<u64> = r.as_array().map(|a| a.iter().filter_map(|v| v.as_u64()).collect()).unwrap_or_default();
+        let total = cells.iter().sum::<u64>().max(1) as f64;
+        let _ = write!(out, "<tr><th>{}</th>", esc(names.get(i).map_or("?", String::as_str)));
+        for (j, c) in cells.iter().enumerate() {
+            let share = *c as f64 / total;
+            // correct predictions in blue, mistakes in red, the deeper the more
+            let (r, g, b) = if i == j {
+                (255.0 - 180.0 * share, 255.0 - 120.0 * share, 255.0)
+            } else {
+                (255.0, 255.0 - 200.0 * share, 255.0 - 200.0 * share)
+            };
+            let _ = write!(out, "<td style=\"background:rgb({r:.0},{g:.0},{b:.0})\">{c}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+}
+
+/// The section of one run.
+fn run_section(run: &RunDir, out: &mut String) -> Result<()> {
+    let m = &run.manifest;
+    let s = Summary::of(run);
+    let _ = write!(out, "<h2>{}</h2><table>", esc(&run.path.display().to_string()));
+    let mut row = |k: &str, v: String| {
+        let _ = write!(out, "<tr><th class=\"l\">{k}</th><td class=\"l\">{v}</td></tr>");
+    };
+    row("kind", esc(&format!("{}{}", s.kind, s.method.as_ref().map(|x| format!(" ({x})")).unwrap_or_default())));
+    row("command", format!("<code>{}</code>", esc(&m.command_line.join(" "))));
+    row("strata", esc(&m.strata_version));
+    row("data", esc(&format!("{} ({} images, fingerprint {})", m.data.spec, m.data.images, m.data.fingerprint)));
+    if let Some(n) = s.labels {
+        row("labels", format!("{n}"));
+    }
+    row("input", esc(&m.input.to_string()));
+    row("architecture", esc(&m.arch));
+    row("seed", m.seed.to_string());
+    out.push_str("</table>");
+    if !m.blocks.is_empty() {
+        out.push_str("<h3>Blocks: where each came from</h3><table><tr><th>block</th><th class=\"l\">spec</th><th class=\"l\">origin</th><th class=\"l\">frozen in</th></tr>");
+        for b in &m.blocks {
+            let origin = serde_json::to_value(b).ok();
+            let origin =
+                origin.as_ref().and_then(|v| v.get("origin")).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+                b.index,
+                esc(&b.spec),
+                esc(&origin),
+                esc(&b.frozen_in.join(", "))
+            );
+        }
+        out.push_str("</table>");
+    }
+    if !m.phases.is_empty() {
+        out.push_str("<h3>Phases</h3><table><tr><th class=\"l\">phase</th><th>steps</th><th class=\"l\">learning rate per block</th><th>head</th><th>final loss</th><th>accuracy after</th><th>seconds</th></tr>");
+        for p in &m.phases {
+            let rates: Vec<String> =
+                p.block_lr.iter().map(|r| r.map_or_else(|| "frozen".into(), |r| format!("{r:.2e}"))).collect();
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{:.2e}</td><td>{:.4}</td><td>{}</td><td>{:.1}</td></tr>",
+                esc(&p.name),
+                p.steps,
+                esc(&rates.join(" / ")),
+                p.head_lr,
+                p.final_loss,
+                pct(p.eval_accuracy),
+                p.seconds
+            );
+        }
+        out.push_str("</table>");
+    }
+    if let serde_json::Value::Object(metrics) = &m.metrics {
+        out.push_str("<h3>Metrics</h3><table>");
+        for (k, v) in metrics {
+            if let Some(x) = v.as_f64() {
+                let _ = write!(out, "<tr><th class=\"l\">{}</th><td>{}</td></tr>", esc(k), x);
+            }
+        }
+        out.push_str("</table>");
+    }
+    confusion(run, out);
+    let plots = curves(run);
+    if !plots.is_empty() {
+        out.push_str("<h3>Curves</h3>");
+        for (name, png) in plots {
+            let _ = write!(
+                out,
+                "<figure><img alt=\"{0}\" src=\"{1}\" /><figcaption>{0}</figcaption></figure>",
+                esc(&name),
+                png_uri(&png)
+            );
+        }
+    }
+    // the pictures the run wrote itself: reconstructions, samples, its own loss plot
+    let mut pictures: Vec<PathBuf> = std::fs::read_dir(&run.path)
+        .with_context(|| format!("listing {}", run.path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png"))
+        .collect();
+    pictures.sort();
+    if !pictures.is_empty() {
+        out.push_str("<h3>Pictures</h3>");
+        for p in pictures {
+            let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let _ = write!(
+                out,
+                "<figure><img alt=\"{0}\" src=\"{1}\" /><figcaption>{0}</figcaption></figure>",
+                esc(&name),
+                png_uri(&bytes)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The comparison of several runs: one row per group (same kind, method, labels) over its
+/// seeds, gain against the scratch group with the same labels, and accuracy against labels.
+fn comparison(summaries: &[Summary], out: &mut String) -> Result<()> {
+    let mut groups: BTreeMap<(String, usize), Vec<&Summary>> = BTreeMap::new();
+    for s in summaries.iter().filter(|s| s.accuracy.is_some()) {
+        groups.entry((s.group(), s.labels.unwrap_or(0))).or_default().push(s);
+    }
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let scratch: BTreeMap<usize, f64> = groups
+        .iter()
+        .filter(|((g, _), _)| g == "scratch")
+        .map(|((_, n), v)| (*n, mean_std(&v.iter().filter_map(|s| s.accuracy).collect::<Vec<_>>()).0))
+        .collect();
+    out.push_str("<h2>Comparison (mean ± std over seeds)</h2><table><tr><th class=\"l\">runs</th><th>labels</th><th>seeds</th><th>frozen</th><th>fine-tuned / final</th><th>gain over scratch</th><th>seconds</th></tr>");
+    let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for ((group, labels), runs) in &groups {
+        let acc: Vec<f64> = runs.iter().filter_map(|s| s.accuracy).collect();
+        let frozen: Vec<f64> = runs.iter().filter_map(|s| s.frozen).collect();
+        let secs: Vec<f64> = runs.iter().filter_map(|s| s.seconds).collect();
+        let (a, sd) = mean_std(&acc);
+        let fz = if frozen.is_empty() {
+            "-".into()
+        } else {
+            let (f, fs) = mean_std(&frozen);
+            format!("{:.2} ± {:.2} %", 100.0 * f, 100.0 * fs)
+        };
+        let gain = match scratch.get(labels) {
+            Some(b) if group != "scratch" => format!("{:+.2}", 100.0 * (a - b)),
+            _ => "-".into(),
+        };
+        let seeds: Vec<String> = runs.iter().map(|s| s.seed.to_string()).collect();
+        let _ = write!(
+            out,
+            "<tr><td class=\"l\">{}</td><td>{labels}</td><td>{}</td><td>{fz}</td><td>{:.2} ± {:.2} %</td><td>{gain}</td><td>{}</td></tr>",
+            esc(group),
+            seeds.join(", "),
+            100.0 * a,
+            100.0 * sd,
+            if secs.is_empty() { "-".into() } else { format!("{:.1}", mean_std(&secs).0) }
+        );
+        series.entry(group.clone()).or_default().push((*labels as f64, 100.0 * a));
+    }
+    out.push_str("</table>");
+    if series.values().any(|p| p.len() > 1) {
+        let plot = Plot {
+            title: "test accuracy against labels".into(),
+            x_label: "labeled images (log scale)".into(),
+            y_label: "accuracy %".into(),
+            series: series.into_iter().map(|(name, points)| Series { name, points }).collect(),
+            log_x: true,
+        };
+        let png = plot.to_png().context("drawing the accuracy plot")?;
+        let _ = write!(out, "<figure><img alt=\"accuracy against labels\" src=\"{}\" /></figure>", png_uri(&png));
+    }
+    Ok(())
+}
+
+/// The whole page over `runs` (each opened; any that cannot be is an error naming it).
+pub fn html(runs: &[PathBuf]) -> Result<String> {
+    let opened: Vec<RunDir> = runs.iter().map(|p| RunDir::open(p).map_err(RunError::from)).collect::<Result<_>>()?;
+    let mut out = String::new();
+    let title = if opened.len() == 1 {
+        format!("strata run {}", opened[0].path.display())
+    } else {
+        format!("strata: {} runs", opened.len())
+    };
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\" /><title>{}</title><style>{STYLE}</style></head><body><h1>{}</h1>",
+        esc(&title),
+        esc(&title)
+    );
+    let summaries: Vec<Summary> = opened.iter().map(Summary::of).collect();
+    if opened.len() > 1 {
+        comparison(&summaries, &mut out)?;
+    }
+    for run in &opened {
+        run_section(run, &mut out)?;
+    }
+    out.push_str("<p class=\"muted\">Written by strata report; self-contained: no network, no external files.</p></body></html>\n");
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_deviation_by_hand() {
+        let (m, s) = mean_std(&[0.90, 0.92, 0.97]);
+        assert!((m - 0.93).abs() < 1e-12);
+        // deviations -0.03, -0.01, 0.04: squares 0.0026, over n - 1 = 2
+        assert!((s - (0.0026f64 / 2.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
+}
