@@ -21,6 +21,8 @@ pub struct Summary {
     pub kind: String,
     /// the pretraining method: its own, or its parent's for a fine-tuned run
     pub method: Option<String>,
+    /// the folder name of the run it reused blocks from (fine-tuned runs)
+    pub parent: Option<String>,
     /// labeled images it trained on (classifiers)
     pub labels: Option<usize>,
     /// its seed
@@ -43,11 +45,14 @@ impl Summary {
             .as_ref()
             .and_then(|p| RunDir::open(Path::new(&p.path)).ok())
             .and_then(|p| p.manifest.method.clone());
+        let parent =
+            m.parent.as_ref().and_then(|p| Path::new(&p.path).file_name().map(|n| n.to_string_lossy().into_owned()));
         let labels = m.data.label_indices.as_ref().map(Vec::len);
         Summary {
             path: run.path.clone(),
             kind: kind_name(m.kind),
             method: m.method.clone().or(parent_method),
+            parent,
             labels,
             seed: m.seed,
             frozen: num("test_accuracy_after_frozen"),
@@ -56,10 +61,11 @@ impl Summary {
         }
     }
 
-    /// The row label runs are grouped by (seeds aside).
+    /// The row label runs are grouped by (seeds aside): fine-tuned runs by the run they
+    /// reused, so two pretrainings of one method stay apart.
     fn group(&self) -> String {
         match (&self.method, self.kind.as_str()) {
-            (Some(m), "finetune") => format!("{m}, fine-tuned"),
+            (Some(m), "finetune") => format!("{m} ({}), fine-tuned", self.parent.as_deref().unwrap_or("?")),
             (Some(m), _) => format!("{m} ({})", self.kind),
             (None, k) => k.to_string(),
         }
@@ -332,8 +338,30 @@ fn comparison(summaries: &[Summary], out: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// The whole page over `runs` (each opened; any that cannot be is an error naming it).
+/// The runs `paths` name: a run directory is itself; a folder that is not a run stands for
+/// the complete runs under it (what `strata runs` lists as complete).
+pub fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() && !p.join(strata_train::run_dir::MANIFEST).exists() {
+            let found = crate::runs::list(p);
+            out.extend(
+                found.into_iter().filter(|e| e.status == crate::runs::RunStatus::Complete).map(|e| p.join(e.name)),
+            );
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// The whole page over `runs` (folders expanded by [`expand`]; a run that cannot be opened
+/// is an error naming it).
 pub fn html(runs: &[PathBuf]) -> Result<String> {
+    let runs = expand(runs);
+    if runs.is_empty() {
+        return Err(RunError::Invalid("no complete run to report on (strata runs DIR lists what there is)".into()));
+    }
     let opened: Vec<RunDir> = runs.iter().map(|p| RunDir::open(p).map_err(RunError::from)).collect::<Result<_>>()?;
     let mut out = String::new();
     let title = if opened.len() == 1 {
