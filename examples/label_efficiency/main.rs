@@ -19,7 +19,7 @@ use strata_data::{Dataset, Split};
 use strata_nn::ArchSpec;
 use strata_run::context::load_data;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
-use strata_run::search::mean_std;
+use strata_run::stats::{mean_std, pct};
 use strata_train::finetune::untuned;
 use strata_train::probe::{self, FeatureMatrix, ProbeConfig, ProbeMethod};
 use strata_train::progress::Silent;
@@ -68,13 +68,6 @@ impl Method {
     fn label(&self) -> &str {
         self.label.as_deref().unwrap_or(&self.name)
     }
-}
-
-fn pct((m, sd): (f64, f64)) -> String {
-    if m.is_nan() {
-        return "-".into();
-    }
-    format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * sd)
 }
 
 /// One run's figures; NaN where a column does not apply.
@@ -260,7 +253,10 @@ fn main() -> Result<()> {
 
     let md = write_results(&cfg, &study, &table, &csv, pool, t0)?;
     print!("{md}");
-    eprintln!("wrote {}/results.md, results.csv and accuracy.png", cfg.out.display());
+    // the same runs as one page, through strata report's code (its table and this one agree)
+    let page = strata_run::report::html(std::slice::from_ref(&cfg.out))?;
+    std::fs::write(cfg.out.join("report.html"), page)?;
+    eprintln!("wrote {}/results.md, results.csv, accuracy.png and report.html", cfg.out.display());
     Ok(())
 }
 
@@ -314,7 +310,7 @@ fn write_results(
             let ks: Vec<String> = cell.iter().filter(|f| f.knn_k > 0).map(|f| f.knn_k.to_string()).collect();
             let knn =
                 if ks.is_empty() { "-".into() } else { format!("{} ({})", pct(column(cell, |f| f.knn)), ks.join(",")) };
-            let gain = if secs.is_some() { format!("{:+.1}", 100.0 * (ft.0 - base)) } else { "-".into() };
+            let gain = if secs.is_some() { strata_run::stats::points(ft.0 - base) } else { "-".into() };
             let _ = write!(
                 md,
                 " {} | {} | {} | {knn} | {gain} | {:.0} |",

@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use strata_nn::ArchSpec;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset};
-use strata_run::search::mean_std;
+use strata_run::stats::mean_std;
 use strata_train::FinetuneConfig;
 use strata_train::manifest::RunKind;
 use strata_train::progress::Silent;

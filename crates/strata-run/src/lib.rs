@@ -11,6 +11,7 @@ pub mod report;
 pub mod runs;
 pub mod search;
 pub mod stage2;
+pub mod stats;
 
 pub use control::RunControl;
 pub use error::{Context, Result, RunError};

@@ -4,6 +4,7 @@
 //! can be mailed or archived alone.
 
 use crate::error::{Context as _, Result, RunError};
+use crate::stats::{mean_std, pct as pct_std, points};
 use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,6 +34,11 @@ pub struct Summary {
     pub accuracy: Option<f64>,
     /// wall-clock seconds of the run
     pub seconds: Option<f64>,
+    /// the run's settings without seed and label count: runs that differ only by seed share it
+    pub recipe: String,
+    /// its stage-two settings (`config.finetune`) without the seed: what a fine-tuned run and
+    /// its scratch baseline must share
+    pub stage_two: String,
 }
 
 impl Summary {
@@ -58,6 +64,8 @@ impl Summary {
             frozen: num("test_accuracy_after_frozen"),
             accuracy: num("test_accuracy"),
             seconds: num("total_seconds").or_else(|| num("seconds")),
+            recipe: without_seeds(m.config.clone()).to_string(),
+            stage_two: without_seeds(m.config.get("finetune").cloned().unwrap_or_default()).to_string(),
         }
     }
 
@@ -72,16 +80,20 @@ impl Summary {
     }
 }
 
-fn kind_name(k: RunKind) -> String {
-    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+/// `v` with every field named `seed` or `labels` removed, at any depth: what is left are the
+/// settings a group of seeds at one label count shares.
+fn without_seeds(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.into_iter().filter(|(k, _)| k != "seed" && k != "labels").map(|(k, v)| (k, without_seeds(v))).collect(),
+        ),
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(without_seeds).collect()),
+        other => other,
+    }
 }
 
-/// Mean and (sample) standard deviation; the deviation is 0 for one value.
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (mean, var.sqrt())
+fn kind_name(k: RunKind) -> String {
+    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// `&`, `<`, `>`, `"` and `'` as entities: the only escaping an HTML text or attribute needs
@@ -279,49 +291,65 @@ fn run_section(run: &RunDir, out: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// The comparison of several runs: one row per group (same kind, method, labels) over its
-/// seeds, gain against the scratch group with the same labels, and accuracy against labels.
+/// The comparison of several runs: one row per group (same kind, parent, labels and settings
+/// but the seed) over its seeds, the gain over the scratch group with the same labels, and
+/// accuracy against labels. Figures are written by [`crate::stats`], as the research
+/// scripts write theirs.
 fn comparison(summaries: &[Summary], out: &mut String) -> Result<()> {
-    let mut groups: BTreeMap<(String, usize), Vec<&Summary>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, usize, String), Vec<&Summary>> = BTreeMap::new();
     for s in summaries.iter().filter(|s| s.accuracy.is_some()) {
-        groups.entry((s.group(), s.labels.unwrap_or(0))).or_default().push(s);
+        groups.entry((s.group(), s.labels.unwrap_or(0), s.recipe.clone())).or_default().push(s);
     }
     if groups.is_empty() {
         return Ok(());
     }
-    let scratch: BTreeMap<usize, f64> = groups
-        .iter()
-        .filter(|((g, _), _)| g == "scratch")
-        .map(|((_, n), v)| (*n, mean_std(&v.iter().filter_map(|s| s.accuracy).collect::<Vec<_>>()).0))
-        .collect();
-    out.push_str("<h2>Comparison (mean ± std over seeds)</h2><table><tr><th class=\"l\">runs</th><th>labels</th><th>seeds</th><th>frozen</th><th>fine-tuned / final</th><th>gain over scratch</th><th>seconds</th></tr>");
+    // one name per group: a second recipe under the same name is told apart by a number
+    let mut recipes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (g, _, r) in groups.keys() {
+        let list = recipes.entry(g.clone()).or_default();
+        if !list.contains(r) {
+            list.push(r.clone());
+        }
+    }
+    let name = |g: &str, r: &str| -> String {
+        let list = &recipes[g];
+        match list.iter().position(|x| x == r) {
+            Some(i) if list.len() > 1 => format!("{g} [settings {}]", i + 1),
+            _ => g.to_string(),
+        }
+    };
+    // a group's baseline: the scratch group at the same labels trained with the same
+    // stage-two settings, or the only scratch group there is at those labels
+    let scratch_mean = |n: usize, stage_two: &str| -> Option<f64> {
+        let at_n: Vec<&Vec<&Summary>> =
+            groups.iter().filter(|((g, m, _), _)| g == "scratch" && *m == n).map(|(_, v)| v).collect();
+        let same =
+            at_n.iter().find(|v| v[0].stage_two == stage_two).or(if at_n.len() == 1 { at_n.first() } else { None })?;
+        Some(mean_std(&same.iter().filter_map(|s| s.accuracy).collect::<Vec<_>>()).0)
+    };
+    out.push_str("<h2>Comparison (test accuracy %, mean ± std over seeds)</h2><table><tr><th class=\"l\">runs</th><th>labels</th><th>seeds</th><th>frozen</th><th>fine-tuned / final</th><th>gain over scratch (points)</th><th>seconds</th></tr>");
     let mut series: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for ((group, labels), runs) in &groups {
+    for ((group, labels, recipe), runs) in &groups {
+        let label = name(group, recipe);
         let acc: Vec<f64> = runs.iter().filter_map(|s| s.accuracy).collect();
         let frozen: Vec<f64> = runs.iter().filter_map(|s| s.frozen).collect();
         let secs: Vec<f64> = runs.iter().filter_map(|s| s.seconds).collect();
         let (a, sd) = mean_std(&acc);
-        let fz = if frozen.is_empty() {
-            "-".into()
-        } else {
-            let (f, fs) = mean_std(&frozen);
-            format!("{:.2} ± {:.2} %", 100.0 * f, 100.0 * fs)
-        };
-        let gain = match scratch.get(labels) {
-            Some(b) if group != "scratch" => format!("{:+.2}", 100.0 * (a - b)),
+        let fz = if frozen.is_empty() { "-".into() } else { pct_std(mean_std(&frozen)) };
+        let gain = match scratch_mean(*labels, &runs[0].stage_two) {
+            Some(b) if group != "scratch" => points(a - b),
             _ => "-".into(),
         };
         let seeds: Vec<String> = runs.iter().map(|s| s.seed.to_string()).collect();
         let _ = write!(
             out,
-            "<tr><td class=\"l\">{}</td><td>{labels}</td><td>{}</td><td>{fz}</td><td>{:.2} ± {:.2} %</td><td>{gain}</td><td>{}</td></tr>",
-            esc(group),
+            "<tr><td class=\"l\">{}</td><td>{labels}</td><td>{}</td><td>{fz}</td><td>{}</td><td>{gain}</td><td>{}</td></tr>",
+            esc(&label),
             seeds.join(", "),
-            100.0 * a,
-            100.0 * sd,
-            if secs.is_empty() { "-".into() } else { format!("{:.1}", mean_std(&secs).0) }
+            pct_std((a, sd)),
+            if secs.is_empty() { "-".into() } else { format!("{:.0}", mean_std(&secs).0) }
         );
-        series.entry(group.clone()).or_default().push((*labels as f64, 100.0 * a));
+        series.entry(label).or_default().push((*labels as f64, 100.0 * a));
     }
     out.push_str("</table>");
     if series.values().any(|p| p.len() > 1) {
@@ -391,12 +419,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mean_and_sample_deviation_by_hand() {
-        let (m, s) = mean_std(&[0.90, 0.92, 0.97]);
-        assert!((m - 0.93).abs() < 1e-12);
-        // deviations -0.03, -0.01, 0.04: squares 0.0026, over n - 1 = 2
-        assert!((s - (0.0026f64 / 2.0).sqrt()).abs() < 1e-12);
-        assert_eq!(mean_std(&[0.5]), (0.5, 0.0));
+    fn seeds_and_label_counts_are_left_out_of_a_recipe_at_any_depth() {
+        let v = serde_json::json!({"seed": 1, "labels": {"per_class": 10}, "finetune": {"seed": 2, "lr": 0.1}, "list": [{"seed": 3, "x": 1}]});
+        assert_eq!(without_seeds(v), serde_json::json!({"finetune": {"lr": 0.1}, "list": [{"x": 1}]}));
     }
 
     #[test]

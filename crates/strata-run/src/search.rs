@@ -4,6 +4,7 @@
 
 use crate::error::{Context, Result, RunError};
 use crate::stage2::{LabelSubset, Resolved, RunInfo, Stage2, write_classifier};
+use crate::stats::mean_std;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -305,14 +306,6 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     Ok(SearchResult { rows, winner, run, split: (val.len(), fit.len()), seconds: started.elapsed().as_secs_f64() })
 }
 
-/// Mean and sample standard deviation (0 for fewer than two values).
-pub fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n.max(1.0);
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
-    (m, var.sqrt())
-}
-
 /// The winning row: the best mean validation accuracy, or the earliest trial (the simpler
 /// change in the strategy's order) whose mean lies within the best one's spread over seeds.
 pub fn choose(rows: &[Row]) -> Option<usize> {
@@ -447,8 +440,6 @@ mod tests {
         let mut failed = row(0.99, 0.0);
         failed.val_accuracy = None;
         assert_eq!(choose(&[failed, row(0.5, 0.0)]), Some(1));
-        let (m, sd) = mean_std(&[0.8, 0.9, 1.0]);
-        assert!((m - 0.9).abs() < 1e-12 && (sd - 0.1).abs() < 1e-12, "{m} ± {sd}");
     }
 
     #[test]
