@@ -95,27 +95,45 @@ struct Study<'a> {
     test: Dataset,
 }
 
+/// The fine-tuning (or scratch, `from` None) run `out` of the study at `n` labels per class.
+fn request(
+    cfg: &Config,
+    args: &[String],
+    from: Option<PathBuf>,
+    n: usize,
+    fcfg: FinetuneConfig,
+    out: String,
+) -> FinetuneRequest {
+    FinetuneRequest {
+        from,
+        train: format!("{}:train", cfg.data),
+        test: Some(format!("{}:test", cfg.data)),
+        classes: None,
+        labels: LabelSubset::PerClass(n),
+        arch: cfg.arch.clone(),
+        cfg: fcfg,
+        out: cfg.out.join(out),
+        force: true,
+        device: "cpu".into(),
+        argv: args.to_vec(),
+        control: Default::default(),
+        kind: None,
+    }
+}
+
 impl Study<'_> {
     fn request(&self, from: Option<PathBuf>, n: usize, cfg: FinetuneConfig, out: String) -> FinetuneRequest {
-        FinetuneRequest {
-            from,
-            train: format!("{}:train", self.cfg.data),
-            test: Some(format!("{}:test", self.cfg.data)),
-            classes: None,
-            labels: LabelSubset::PerClass(n),
-            arch: self.cfg.arch.clone(),
-            cfg,
-            out: self.cfg.out.join(out),
-            force: true,
-            device: "cpu".into(),
-            argv: self.args.to_vec(),
-            control: Default::default(),
-            kind: None,
-        }
+        request(self.cfg, self.args, from, n, cfg, out)
     }
 
-    /// Trains one classifier and reads its figures.
+    /// Trains one classifier and reads its figures; a complete run already at its place made
+    /// with the same settings (an earlier run of this study, or its `--plan` run by a
+    /// scheduler) is read instead of trained again.
     fn classifier(&self, req: &FinetuneRequest) -> Result<Figures> {
+        if let Some(f) = self.finished(req) {
+            eprintln!("reusing {}", req.out.display());
+            return Ok(f);
+        }
         let t = Instant::now();
         let r = pipeline::finetune(req, &mut Silent)?;
         let frozen = r.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
@@ -126,6 +144,27 @@ impl Study<'_> {
             knn: f64::NAN,
             knn_k: 0,
             seconds: t.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The figures of a complete run at `req.out` made from the same parent, labels and
+    /// stage-two settings, if there is one.
+    fn finished(&self, req: &FinetuneRequest) -> Option<Figures> {
+        let run = RunDir::open(&req.out).ok()?;
+        let c = &run.manifest.config;
+        let same = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok().as_ref() == Some(&req.cfg)
+            && c["from"].as_str().map(PathBuf::from) == req.from
+            && c["labels"] == serde_json::to_value(&req.labels).ok()?
+            && run.manifest.arch == req.arch.to_string();
+        let m = &run.manifest.metrics;
+        let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
+        same.then(|| Figures {
+            frozen: num("test_accuracy_after_frozen").unwrap_or(f64::NAN),
+            finetuned: num("test_accuracy").unwrap_or(f64::NAN),
+            ncm: f64::NAN,
+            knn: f64::NAN,
+            knn_k: 0,
+            seconds: num("seconds").unwrap_or(f64::NAN),
         })
     }
 
@@ -172,12 +211,86 @@ impl Pretrained {
     }
 }
 
+/// The `strata finetune` command that makes `req`'s run.
+fn command(req: &FinetuneRequest, n: usize) -> Vec<String> {
+    let mut c: Vec<String> = ["strata", "finetune", "--from"].map(String::from).into();
+    c.push(req.from.as_ref().map_or_else(|| "scratch".into(), |p| p.display().to_string()));
+    if req.from.is_none() {
+        c.extend(["--arch".into(), req.arch.to_string()]);
+    }
+    c.extend(["--train".into(), req.train.clone(), "--test".into(), req.test.clone().unwrap_or_default()]);
+    c.extend(["--labels-per-class".into(), n.to_string()]);
+    c.extend(strata_train::flags::between(&req.cfg, &FinetuneConfig::default()));
+    c.extend(["--out".into(), req.out.display().to_string(), "--force".into(), "-q".into()]);
+    c
+}
+
+/// Prints the study as one `strata` command per line: `pretrain` (the pretrainings) or
+/// `finetune` (every classifier, which needs the pretrainings). Each writes its own run
+/// directory, so any scheduler can run the lines; running the study afterwards reuses every
+/// complete run and only adds the probes and the tables.
+fn plan(cfg: &Config, args: &[String], stage: &str) -> Result<()> {
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    match stage {
+        "pretrain" => {
+            for m in &cfg.methods {
+                let mut c: Vec<String> = ["strata", "pretrain", "--data"].map(String::from).into();
+                c.extend([format!("{}:train", cfg.data), "--method".into(), m.name.clone()]);
+                c.extend(strata_train::flags::between(&settings(cfg, m), &PretrainConfig::default()));
+                c.extend([
+                    "--out".into(),
+                    cfg.out.join(format!("pretrain-{}", m.label())).display().to_string(),
+                    "-q".into(),
+                ]);
+                lines.push(c);
+            }
+        }
+        "finetune" => {
+            let s = &cfg.finetune;
+            let mut rows: Vec<(Option<PathBuf>, String, FinetuneConfig)> = vec![(None, "scratch".into(), s.clone())];
+            if cfg.untuned_scratch {
+                rows.push((None, "untuned".into(), untuned()));
+            }
+            for m in &cfg.methods {
+                rows.push((
+                    Some(cfg.out.join(format!("pretrain-{}", m.label()))),
+                    format!("ft-{}", m.label()),
+                    s.clone(),
+                ));
+            }
+            for (from, dir, base) in rows {
+                for &n in &cfg.labels_per_class {
+                    for &seed in &cfg.seeds {
+                        let req = request(
+                            cfg,
+                            args,
+                            from.clone(),
+                            n,
+                            FinetuneConfig { seed, ..base.clone() },
+                            format!("{dir}-{n}-s{seed}"),
+                        );
+                        lines.push(command(&req, n));
+                    }
+                }
+            }
+        }
+        other => anyhow::bail!("--plan {other}: choose pretrain (run first) or finetune"),
+    }
+    for l in lines {
+        println!("{}", shell_words::join(l));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).context("usage: label_efficiency CONFIG.toml [--force]")?;
+    let path = args.get(1).context("usage: label_efficiency CONFIG.toml [--force | --plan pretrain|finetune]")?;
     let force = args.iter().any(|a| a == "--force");
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    if let Some(i) = args.iter().position(|a| a == "--plan") {
+        return plan(&cfg, &args, args.get(i + 1).map_or("", String::as_str));
+    }
     let t0 = Instant::now();
     let s = &cfg.finetune;
     let study = Study {

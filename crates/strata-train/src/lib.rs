@@ -9,6 +9,7 @@ pub mod error;
 pub mod evaluate;
 pub mod files;
 pub mod finetune;
+pub mod flags;
 pub mod layout;
 pub mod manifest;
 pub mod methods;

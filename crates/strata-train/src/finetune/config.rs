@@ -307,26 +307,7 @@ impl FinetuneConfig {
     /// The `strata finetune` flags that turn `base` into these settings, in field order of the
     /// serialised form: a search trial's name, which reproduces the trial when typed.
     pub fn to_flags(&self, base: &FinetuneConfig) -> String {
-        let (Ok(serde_json::Value::Object(me)), Ok(serde_json::Value::Object(them))) =
-            (serde_json::to_value(self), serde_json::to_value(base))
-        else {
-            return String::new();
-        };
-        let mut flags = Vec::new();
-        for (key, value) in &me {
-            if them.get(key) == Some(value) {
-                continue;
-            }
-            let flag = format!("--{}", key.replace('_', "-"));
-            match value {
-                serde_json::Value::Bool(true) => flags.push(flag),
-                // a switch cannot be typed off, nor an optional setting unset: the base has them
-                serde_json::Value::Bool(false) | serde_json::Value::Null => {}
-                serde_json::Value::String(s) => flags.push(format!("{flag} {s}")),
-                other => flags.push(format!("{flag} {other}")),
-            }
-        }
-        flags.join(" ")
+        crate::flags::between(self, base).join(" ")
     }
 }
 
