@@ -450,6 +450,7 @@ fn write_results(
         y_label: "accuracy %".into(),
         series,
         log_x: true,
+        scatter: false,
     };
     std::fs::create_dir_all(&cfg.out)?;
     std::fs::write(cfg.out.join("results.md"), &md)?;

@@ -5,6 +5,7 @@
 pub mod context;
 pub mod control;
 pub mod error;
+pub mod feature_map;
 pub mod interop;
 pub mod pipeline;
 pub mod report;

@@ -120,6 +120,7 @@ fn loss_curve(method: &str, lines: &[serde_json::Value]) -> Result<Vec<u8>> {
         y_label: "loss".into(),
         series,
         log_x: false,
+        scatter: false,
     };
     Ok(plot.to_png()?)
 }

@@ -152,6 +152,7 @@ fn curves(run: &RunDir) -> Vec<(String, Vec<u8>)> {
                 y_label: name.clone(),
                 series: vec![Series { name: name.clone(), points }],
                 log_x: false,
+                scatter: false,
             };
             plot.to_png().ok().map(|png| (name, png))
         })
@@ -256,6 +257,13 @@ fn run_section(run: &RunDir, out: &mut String) -> Result<()> {
         out.push_str("</table>");
     }
     confusion(run, out);
+    if let Some(png) = crate::feature_map::picture(run)? {
+        let _ = write!(
+            out,
+            "<h3>Backbone features on the test images</h3><figure><img alt=\"feature map\" src=\"{}\" /><figcaption>first two principal components, one colour per class</figcaption></figure>",
+            png_uri(&png)
+        );
+    }
     let plots = curves(run);
     if !plots.is_empty() {
         out.push_str("<h3>Curves</h3>");
@@ -359,6 +367,7 @@ fn comparison(summaries: &[Summary], out: &mut String) -> Result<()> {
             y_label: "accuracy %".into(),
             series: series.into_iter().map(|(name, points)| Series { name, points }).collect(),
             log_x: true,
+            scatter: false,
         };
         let png = plot.to_png().context("drawing the accuracy plot")?;
         let _ = write!(out, "<figure><img alt=\"accuracy against labels\" src=\"{}\" /></figure>", png_uri(&png));

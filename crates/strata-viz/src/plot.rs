@@ -43,6 +43,8 @@ pub struct Plot {
     pub series: Vec<Series>,
     /// log10 scale on x (label counts)
     pub log_x: bool,
+    /// points only, no lines (a 2-D map of features: each series one class)
+    pub scatter: bool,
 }
 
 const W: i64 = 720;
@@ -153,12 +155,16 @@ impl Plot {
                 let [r, g, b] = PALETTE[i % PALETTE.len()];
                 let color = RGBColor(r, g, b);
                 let line: Vec<(f64, f64)> = s.points.iter().copied().filter(visible).map(|(x, y)| (tx(x), y)).collect();
+                let (radius, width) = if self.scatter { (2, 0) } else { (3, 2) };
                 chart
-                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                    .draw_series(LineSeries::new(
+                        if self.scatter { Vec::new() } else { line.clone() },
+                        color.stroke_width(width),
+                    ))
                     .map_err(draw_error)?
                     .label(&s.name)
                     .legend(move |(x, y)| Rectangle::new([(x, y - 3), (x + 14, y + 2)], color.filled()));
-                chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(draw_error)?;
+                chart.draw_series(line.iter().map(|&p| Circle::new(p, radius, color.filled()))).map_err(draw_error)?;
             }
             if !self.series.is_empty() {
                 // the legend goes in the right-hand corner the lines end away from
@@ -205,6 +211,7 @@ mod tests {
             y_label: "mse".into(),
             series: vec![Series { name: "ae".into(), points: vec![(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)] }],
             log_x: false,
+            scatter: false,
         };
         let png = plot.to_png().unwrap();
         let img = decode(&png);
@@ -225,8 +232,14 @@ mod tests {
 
     #[test]
     fn empty_and_log_plots_still_render() {
-        let empty =
-            Plot { title: String::new(), x_label: String::new(), y_label: String::new(), series: vec![], log_x: true };
+        let empty = Plot {
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            series: vec![],
+            log_x: true,
+            scatter: false,
+        };
         assert!(decode(&empty.to_png().unwrap()).width() > 0);
         let log = Plot {
             series: vec![Series { name: "scratch".into(), points: vec![(10.0, 0.8), (100.0, 0.95), (f64::NAN, 1.0)] }],
