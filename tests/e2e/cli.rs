@@ -529,3 +529,86 @@ fn a_report_is_self_contained_and_agrees_with_the_manifests() {
         assert!(page.contains(&format!("<th class=\"l\">test_accuracy</th><td>{a}</td>")), "{a}");
     }
 }
+
+/// Every `--json` output (and `predict --format json|jsonl`) against its schema in
+/// docs/schemas: the documented shape is the one the commands print.
+#[test]
+fn every_json_output_matches_its_published_schema() {
+    let schema = |name: &str| {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../docs/schemas/{name}.schema.json"));
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        jsonschema::validator_for(&value).unwrap_or_else(|e| panic!("{name}: not a valid schema: {e}"))
+    };
+    let check = |name: &str, text: &str, lines: bool| {
+        let v = schema(name);
+        let docs: Vec<serde_json::Value> = if lines {
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        } else {
+            vec![serde_json::from_str(text.trim()).unwrap()]
+        };
+        assert!(!docs.is_empty(), "{name}: no output");
+        for d in docs {
+            let errors: Vec<String> = v.iter_errors(&d).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}\n{d}");
+        }
+    };
+    // the schemas are strict enough to refuse what the commands do not print
+    assert!(!schema("evaluate").is_valid(&serde_json::json!({ "images": 1, "accuracy": 0.5 })));
+    assert!(!schema("runs").is_valid(&serde_json::json!([{ "name": "x", "status": "finished" }])));
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 200, 50);
+    let d = data.to_str().unwrap();
+    let test = format!("{d}:test");
+    let runs = tmp.path().join("runs");
+    let demo = ok(&[
+        "demo",
+        "--data",
+        d,
+        "--out",
+        runs.join("demo").to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--labels-per-class",
+        "3",
+        "--frozen-steps",
+        "4",
+        "--unfreeze-steps",
+        "4",
+        "--json",
+    ]);
+    check("demo", &demo, false);
+    let (pre, ft) = (runs.join("demo/pretrain"), runs.join("demo/finetune"));
+    let (pre, ft) = (pre.to_str().unwrap(), ft.to_str().unwrap());
+    check("evaluate", &ok(&["evaluate", "--model", ft, "--data", &test, "--json"]), false);
+    check("probe", &ok(&["probe", pre, "--train", d, "--test", &test, "--labels-per-class", "3", "--json"]), true);
+    check("inspect", &ok(&["inspect", ft, "--json"]), false);
+    check("inspect", &ok(&["inspect", pre, "--json"]), false);
+    check("predict", &ok(&["predict", "--model", ft, &test, "--format", "json", "--top-k", "3"]), false);
+    check("predict", &ok(&["predict", "--model", ft, &test, "--format", "json"]), false);
+    let jsonl = ok(&["predict", "--model", ft, &test, "--format", "jsonl"]);
+    let rows: Vec<&str> = jsonl.lines().collect();
+    check("predict", &format!("[{}]", rows.join(",")), false);
+    let search = ok(&[
+        "search",
+        "--from",
+        pre,
+        "--train",
+        d,
+        "--test",
+        &test,
+        "--labels-per-class",
+        "3",
+        "--frozen-steps",
+        "2",
+        "--unfreeze-steps",
+        "2",
+        "--out",
+        runs.join("search").to_str().unwrap(),
+        "--json",
+    ]);
+    check("search", &search, true);
+    std::fs::create_dir_all(runs.join("broken")).unwrap();
+    std::fs::write(runs.join("broken/manifest.json"), "{").unwrap();
+    check("runs", &ok(&["runs", runs.to_str().unwrap(), "--json"]), false);
+}

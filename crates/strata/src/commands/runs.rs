@@ -10,7 +10,7 @@ pub struct Args {
     /// A folder of runs (any depth), or one run.
     #[arg(default_value = "runs")]
     pub dir: PathBuf,
-    /// One JSON array of runs (schema in docs/json.md).
+    /// One JSON array of runs (schema: docs/schemas/runs.schema.json).
     #[arg(long)]
     pub json: bool,
 }
