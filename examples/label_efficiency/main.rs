@@ -134,17 +134,10 @@ impl Study<'_> {
             eprintln!("reusing {}", req.out.display());
             return Ok(f);
         }
-        let t = Instant::now();
-        let r = pipeline::finetune(req, &mut Silent)?;
-        let frozen = r.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
-        Ok(Figures {
-            frozen,
-            finetuned: r.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN),
-            ncm: f64::NAN,
-            knn: f64::NAN,
-            knn_k: 0,
-            seconds: t.elapsed().as_secs_f64(),
-        })
+        pipeline::finetune(req, &mut Silent)?;
+        // read back from the run written, as for a reused one: the table and `strata
+        // report` then take every figure from the same manifest
+        self.finished(req).with_context(|| format!("{} was written but does not read back", req.out.display()))
     }
 
     /// The figures of a complete run at `req.out` made from the same parent, labels and

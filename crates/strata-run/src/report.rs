@@ -63,7 +63,7 @@ impl Summary {
             seed: m.seed,
             frozen: num("test_accuracy_after_frozen"),
             accuracy: num("test_accuracy"),
-            seconds: num("total_seconds").or_else(|| num("seconds")),
+            seconds: num("seconds").or_else(|| num("total_seconds")),
             recipe: without_seeds(m.config.clone()).to_string(),
             stage_two: without_seeds(m.config.get("finetune").cloned().unwrap_or_default()).to_string(),
         }
