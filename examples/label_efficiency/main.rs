@@ -147,7 +147,7 @@ impl Study<'_> {
         let c = &run.manifest.config;
         let same = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok().as_ref() == Some(&req.cfg)
             && c["from"].as_str().map(PathBuf::from) == req.from
-            && c["labels"] == serde_json::to_value(&req.labels).ok()?
+            && c["labels"] == serde_json::to_value(req.labels).ok()?
             && run.manifest.arch == req.arch.to_string();
         let m = &run.manifest.metrics;
         let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);

@@ -521,7 +521,7 @@ fn a_report_is_self_contained_and_agrees_with_the_manifests() {
     let mean = acc.iter().sum::<f64>() / 3.0;
     let std = (acc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
     let cell = format!("{:.1} ± {:.1}", 100.0 * mean, 100.0 * std);
-    assert!(page.contains(&format!("<td class=\"l\">scratch</td><td>40</td><td>0, 1, 2</td>")), "{}", &page[..2000]);
+    assert!(page.contains("<td class=\"l\">scratch</td><td>40</td><td>0, 1, 2</td>"), "{}", &page[..2000]);
     assert!(page.contains(&cell), "{cell} not in the comparison");
     // and each run's own figures
     for (r, a) in runs.iter().zip(&acc) {

@@ -81,6 +81,9 @@ fn top(probabilities: &[f32], names: &[String], k: usize) -> Vec<Guess> {
         .collect()
 }
 
+/// Each input row's key (file or index) and its image's place in the data, or why it has none.
+type Rows = (Vec<(Option<String>, Option<usize>)>, Vec<std::result::Result<usize, String>>);
+
 /// Runs `strata predict`.
 pub fn run(a: Args) -> Result<()> {
     let run = context::open_run(&a.model)?;
@@ -90,7 +93,7 @@ pub fn run(a: Args) -> Result<()> {
     let want = ImageShape::new(m.input.channels, m.input.height, m.input.width);
     let resize = a.resize.then_some((m.input.height, m.input.width));
     // rows in input order: the key, and the image's place in `data` or why it has none
-    let (keys, places, data): (Vec<(Option<String>, Option<usize>)>, Vec<std::result::Result<usize, String>>, Dataset) =
+    let ((keys, places), data): (Rows, Dataset) =
         match strata_data::image_folder(&spec, Split::Test).with_context(|| a.data.clone())? {
             Some(root) => {
                 let files = strata_data::decode_each(&root, m.input.channels, resize)
@@ -122,7 +125,7 @@ pub fn run(a: Args) -> Result<()> {
                     places.push(place);
                 }
                 let source = root.display().to_string();
-                (keys, places, Dataset { images, shape: want, labels: None, class_names: Vec::new(), source })
+                ((keys, places), Dataset { images, shape: want, labels: None, class_names: Vec::new(), source })
             }
             None => {
                 let opts = LoadOptions {
@@ -136,7 +139,7 @@ pub fn run(a: Args) -> Result<()> {
                     bail!("{} has images of shape {} but the model takes {}", a.data, input_of(&data), m.input);
                 }
                 let n = data.len();
-                ((0..n).map(|i| (None, Some(i))).collect(), (0..n).map(Ok).collect(), data)
+                (((0..n).map(|i| (None, Some(i))).collect(), (0..n).map(Ok).collect()), data)
             }
         };
     let model = context::load_classifier(&run, &device)?;
