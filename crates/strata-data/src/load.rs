@@ -30,25 +30,29 @@ fn validate_options(opts: &LoadOptions, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Loads the data a spec points at, whatever its format, converted as the options say.
-pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+/// The reader of `spec`'s path, checked: the path exists, a format recognises it, and a split
+/// the spec names is one that format has.
+fn format_of(spec: &DataSpec) -> Result<Box<dyn crate::formats::Format>> {
     let path = spec.path.as_path();
-    validate_options(opts, path)?;
-    // `exists` follows symlinks, so a dangling link is reported as missing, which it is.
     if !path.exists() {
         return Err(DataError::NotFound { path: path.to_path_buf() });
     }
-    let formats = registry();
-    let Some(format) = formats.iter().find(|f| f.detect(path)) else {
+    let Some(format) = registry().into_iter().find(|f| f.detect(path)) else {
         return Err(DataError::UnknownFormat { path: path.to_path_buf(), accepted: accepted_layouts() });
     };
-    // Loading a whole unsplit folder when the user asked for ":test" would quietly evaluate
-    // on whatever is there, possibly training data; refuse instead.
     if let Some(split) = spec.split
         && !format.has_splits(path)
     {
         return Err(DataError::SplitUnavailable { path: path.to_path_buf(), split });
     }
+    Ok(format)
+}
+
+/// Loads the data a spec points at, whatever its format, converted as the options say.
+pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+    let path = spec.path.as_path();
+    validate_options(opts, path)?;
+    let format = format_of(spec)?;
     let split = spec.split.unwrap_or(opts.default_split);
     let data = format.load(path, split, opts)?;
     if opts.require_labels && data.labels.is_none() {
@@ -64,32 +68,11 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
 /// when the folder has `train/` and `test/`, `default_split` unless the spec names one);
 /// `None` for the binary formats, whose images have no files of their own.
 pub fn image_folder(spec: &DataSpec, default_split: crate::split::Split) -> Result<Option<std::path::PathBuf>> {
-    let path = spec.path.as_path();
-    if !path.exists() {
-        return Err(DataError::NotFound { path: path.to_path_buf() });
-    }
-    let formats = registry();
-    let Some(format) = formats.iter().find(|f| f.detect(path)) else {
-        return Err(DataError::UnknownFormat { path: path.to_path_buf(), accepted: accepted_layouts() });
-    };
+    let format = format_of(spec)?;
     if format.name() != crate::formats::Format::name(&crate::formats::folder::Folder) {
         return Ok(None);
     }
-    if !format.has_splits(path) {
-        if let Some(split) = spec.split {
-            return Err(DataError::SplitUnavailable { path: path.to_path_buf(), split });
-        }
-        return Ok(Some(path.to_path_buf()));
-    }
-    let split = spec.split.unwrap_or(default_split);
-    let root = path.join(split.as_str());
-    if !root.is_dir() {
-        return Err(DataError::SplitNotFound {
-            path: path.to_path_buf(),
-            split,
-            looked_for: format!("the subfolder {}", root.display()),
-        });
-    }
+    let (root, _) = crate::formats::folder::split_root(&spec.path, spec.split.unwrap_or(default_split))?;
     Ok(Some(root))
 }
 

@@ -38,19 +38,7 @@ impl Format for Folder {
     }
 
     fn load(&self, path: &Path, split: Split, opts: &LoadOptions) -> Result<Dataset> {
-        let (root, split_used) = if self.has_splits(path) {
-            let root = path.join(split.as_str());
-            if !root.is_dir() {
-                return Err(DataError::SplitNotFound {
-                    path: path.to_path_buf(),
-                    split,
-                    looked_for: format!("the subfolder {}", root.display()),
-                });
-            }
-            (root, Some(split))
-        } else {
-            (path.to_path_buf(), None)
-        };
+        let (root, split_used) = split_root(path, split)?;
         let source = describe(path, split_used, self.name());
         match scan(&root)? {
             Layout::Classes(classes) => {
@@ -80,6 +68,23 @@ impl Format for Folder {
             }
         }
     }
+}
+
+/// The folder holding `split`'s images: `path/train` or `path/test` when the folder has
+/// splits (the split used is returned), else `path` itself.
+pub(crate) fn split_root(path: &Path, split: Split) -> Result<(PathBuf, Option<Split>)> {
+    if !Folder.has_splits(path) {
+        return Ok((path.to_path_buf(), None));
+    }
+    let root = path.join(split.as_str());
+    if !root.is_dir() {
+        return Err(DataError::SplitNotFound {
+            path: path.to_path_buf(),
+            split,
+            looked_for: format!("the subfolder {}", root.display()),
+        });
+    }
+    Ok((root, Some(split)))
 }
 
 /// How the images under a root are arranged.
