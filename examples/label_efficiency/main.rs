@@ -140,24 +140,18 @@ impl Study<'_> {
         self.finished(req).with_context(|| format!("{} was written but does not read back", req.out.display()))
     }
 
-    /// The figures of a complete run at `req.out` made from the same parent, labels and
-    /// stage-two settings, if there is one.
+    /// The figures of the complete run at `req.out` made with the same settings, if any.
     fn finished(&self, req: &FinetuneRequest) -> Option<Figures> {
-        let run = RunDir::open(&req.out).ok()?;
-        let c = &run.manifest.config;
-        let same = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok().as_ref() == Some(&req.cfg)
-            && c["from"].as_str().map(PathBuf::from) == req.from
-            && c["labels"] == serde_json::to_value(req.labels).ok()?
-            && run.manifest.arch == req.arch.to_string();
+        let run = req.completed()?;
         let m = &run.manifest.metrics;
-        let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64);
-        same.then(|| Figures {
-            frozen: num("test_accuracy_after_frozen").unwrap_or(f64::NAN),
-            finetuned: num("test_accuracy").unwrap_or(f64::NAN),
+        let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+        Some(Figures {
+            frozen: num("test_accuracy_after_frozen"),
+            finetuned: num("test_accuracy"),
             ncm: f64::NAN,
             knn: f64::NAN,
             knn_k: 0,
-            seconds: num("seconds").unwrap_or(f64::NAN),
+            seconds: num("seconds"),
         })
     }
 
@@ -204,20 +198,6 @@ impl Pretrained {
     }
 }
 
-/// The `strata finetune` command that makes `req`'s run.
-fn command(req: &FinetuneRequest, n: usize) -> Vec<String> {
-    let mut c: Vec<String> = ["strata", "finetune", "--from"].map(String::from).into();
-    c.push(req.from.as_ref().map_or_else(|| "scratch".into(), |p| p.display().to_string()));
-    if req.from.is_none() {
-        c.extend(["--arch".into(), req.arch.to_string()]);
-    }
-    c.extend(["--train".into(), req.train.clone(), "--test".into(), req.test.clone().unwrap_or_default()]);
-    c.extend(["--labels-per-class".into(), n.to_string()]);
-    c.extend(strata_train::flags::between(&req.cfg, &FinetuneConfig::default()));
-    c.extend(["--out".into(), req.out.display().to_string(), "--force".into(), "-q".into()]);
-    c
-}
-
 /// Prints the study as one `strata` command per line: `pretrain` (the pretrainings) or
 /// `finetune` (every classifier, which needs the pretrainings). Each writes its own run
 /// directory, so any scheduler can run the lines; running the study afterwards reuses every
@@ -262,7 +242,7 @@ fn plan(cfg: &Config, args: &[String], stage: &str) -> Result<()> {
                             FinetuneConfig { seed, ..base.clone() },
                             format!("{dir}-{n}-s{seed}"),
                         );
-                        lines.push(command(&req, n));
+                        lines.push(req.command());
                     }
                 }
             }

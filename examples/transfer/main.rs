@@ -4,7 +4,9 @@
 //! error-rate reduction. Writes OUT/results.md and OUT/results.csv.
 //!
 //! `cargo run --release --example transfer -- examples/transfer/config.toml [--force]`
-//! (an existing OUT/task-a run with the same settings is reused unless --force)
+//! (an existing OUT/task-a run with the same settings is reused unless --force, and so is
+//! every task B run already complete with the same settings). `--plan a` and `--plan b`
+//! print the runs as `strata` commands, one per line, for any scheduler (a before b).
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -82,36 +84,74 @@ fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f
     Ok((out, acc, t.elapsed().as_secs_f64()))
 }
 
+/// Task B's two runs for `seed`: A's layers reused, and from scratch on the same labels.
+fn task_b(cfg: &Config, a_run: &std::path::Path, seed: u64, argv: &[String]) -> [FinetuneRequest; 2] {
+    let transfer = FinetuneRequest {
+        from: Some(a_run.to_path_buf()),
+        classes: Some(cfg.task_b.clone()),
+        labels: LabelSubset::PerClass(cfg.labels_per_class_b),
+        cfg: FinetuneConfig { seed, ..cfg.b.clone() },
+        out: cfg.out.join(format!("b-transfer-s{seed}")),
+        ..request(cfg, argv)
+    };
+    let scratch = FinetuneRequest { from: None, out: cfg.out.join(format!("b-scratch-s{seed}")), ..transfer.clone() };
+    [transfer, scratch]
+}
+
+/// ((accuracy after the frozen phase, final test accuracy), seconds) of `req`'s run: the
+/// complete run already there when it has the same settings, else trained now; either way
+/// read from the run's manifest.
+fn figures(req: &FinetuneRequest) -> Result<((f64, f64), f64)> {
+    let run = match req.completed() {
+        Some(run) => {
+            eprintln!("reusing {}", req.out.display());
+            run
+        }
+        None => pipeline::finetune(req, &mut Silent)?.run,
+    };
+    let m = &run.manifest.metrics;
+    let num = |k: &str| m.get(k).and_then(serde_json::Value::as_f64).unwrap_or(f64::NAN);
+    Ok(((num("test_accuracy_after_frozen"), num("test_accuracy")), num("seconds")))
+}
+
+/// Prints task A's run (`a`) or task B's (`b`, which need A) as `strata` commands.
+fn plan(cfg: &Config, argv: &[String], stage: &str) -> Result<()> {
+    let a = FinetuneRequest {
+        classes: Some(cfg.task_a.clone()),
+        cfg: cfg.a.clone(),
+        out: cfg.out.join("task-a"),
+        ..request(cfg, argv)
+    };
+    let lines: Vec<Vec<String>> = match stage {
+        "a" => vec![a.command()],
+        "b" => cfg.seeds.iter().flat_map(|&seed| task_b(cfg, &a.out, seed, argv).map(|r| r.command())).collect(),
+        other => anyhow::bail!("--plan {other}: choose a (run first) or b"),
+    };
+    for l in lines {
+        println!("{}", shell_words::join(l));
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let argv: Vec<String> = std::env::args().collect();
-    let path = argv.get(1).context("usage: transfer CONFIG.toml [--force]")?;
+    let path = argv.get(1).context("usage: transfer CONFIG.toml [--force | --plan a|b]")?;
     let force = argv.iter().any(|a| a == "--force");
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     let cfg: Config = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    if let Some(i) = argv.iter().position(|a| a == "--plan") {
+        return plan(&cfg, &argv, argv.get(i + 1).map_or("", String::as_str));
+    }
     let t0 = std::time::Instant::now();
     let (a_run, a_acc, a_secs) = task_a(&cfg, force, &argv)?;
     let b = &cfg.b;
     let mut csv = String::from("seed,frozen,fine_tuned,scratch,transfer_s,scratch_s\n");
     let (mut frozen, mut tuned, mut scratch) = (vec![], vec![], vec![]);
     for &seed in &cfg.seeds {
-        let base = FinetuneRequest {
-            from: Some(a_run.clone()),
-            classes: Some(cfg.task_b.clone()),
-            labels: LabelSubset::PerClass(cfg.labels_per_class_b),
-            cfg: FinetuneConfig { seed, ..b.clone() },
-            out: cfg.out.join(format!("b-transfer-s{seed}")),
-            ..request(&cfg, &argv)
-        };
-        let t = std::time::Instant::now();
-        let f = pipeline::finetune(&base, &mut Silent)?;
-        let f_s = t.elapsed().as_secs_f64();
-        let req = FinetuneRequest { from: None, out: cfg.out.join(format!("b-scratch-s{seed}")), ..base };
-        let t = std::time::Instant::now();
-        let s = pipeline::finetune(&req, &mut Silent)?;
-        let s_s = t.elapsed().as_secs_f64();
-        let fr = f.phases.iter().find(|p| p.name == "frozen").and_then(|p| p.eval_accuracy).unwrap_or(f64::NAN);
-        let ft = f.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
-        let sc = s.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
+        let [transfer, scratch_req] = task_b(&cfg, &a_run, seed, &argv);
+        let (f, f_s) = figures(&transfer)?;
+        let (s, s_s) = figures(&scratch_req)?;
+        let (fr, ft, sc) = (f.0, f.1, s.1);
         eprintln!("seed {seed}: frozen {fr:.4} fine-tuned {ft:.4} scratch {sc:.4}");
         let _ = writeln!(csv, "{seed},{fr:.4},{ft:.4},{sc:.4},{f_s:.1},{s_s:.1}");
         frozen.push(fr);

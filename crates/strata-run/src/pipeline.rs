@@ -166,6 +166,48 @@ pub struct FinetuneResult {
     pub phases: Vec<PhaseRecord>,
 }
 
+impl FinetuneRequest {
+    /// The complete run already at `out` made from the same parent, data, classes, labels,
+    /// architecture and stage-two settings, if there is one: what a research script reuses
+    /// instead of training again (its own earlier run, or its printed plan run elsewhere).
+    pub fn completed(&self) -> Option<RunDir> {
+        let run = RunDir::open(&self.out).ok()?;
+        let (m, c) = (&run.manifest, &run.manifest.config);
+        let same = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok().as_ref() == Some(&self.cfg)
+            && c["from"].as_str().map(PathBuf::from) == self.from
+            && c["labels"] == serde_json::to_value(self.labels).ok()?
+            && c["classes"].as_str() == self.classes.as_deref()
+            && c["train"].as_str() == Some(self.train.as_str())
+            && c["test"].as_str() == self.test.as_deref()
+            && (self.from.is_some() || m.arch == self.arch.to_string());
+        same.then_some(run)
+    }
+
+    /// The `strata finetune` command line that makes this run (the binary named `strata`).
+    pub fn command(&self) -> Vec<String> {
+        let mut c: Vec<String> = ["strata", "finetune", "--from"].map(String::from).into();
+        match &self.from {
+            Some(p) => c.push(p.display().to_string()),
+            None => c.extend(["scratch".into(), "--arch".into(), self.arch.to_string()]),
+        }
+        c.extend(["--train".into(), self.train.clone()]);
+        if let Some(t) = &self.test {
+            c.extend(["--test".into(), t.clone()]);
+        }
+        if let Some(k) = &self.classes {
+            c.extend(["--classes".into(), k.clone()]);
+        }
+        match self.labels {
+            LabelSubset::PerClass(n) => c.extend(["--labels-per-class".into(), n.to_string()]),
+            LabelSubset::Fraction(f) => c.extend(["--label-fraction".into(), f.to_string()]),
+            LabelSubset::All => {}
+        }
+        c.extend(strata_train::flags::between(&self.cfg, &FinetuneConfig::default()));
+        c.extend(["--out".into(), self.out.display().to_string(), "--force".into(), "-q".into()]);
+        c
+    }
+}
+
 /// Stage two (or the scratch baseline when `from` is None).
 pub fn finetune(req: &FinetuneRequest, observer: &mut dyn Observer) -> Result<FinetuneResult> {
     let cfg = &req.cfg;
