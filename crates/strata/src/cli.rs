@@ -79,8 +79,8 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Runs(a) => commands::runs::run(a),
         Command::Report(a) => commands::report::run(a),
         Command::Demo(a) => commands::demo::run(a, argv),
-        Command::Completions(a) => commands::completions::run(a),
-        Command::Man(a) => commands::completions::man(a),
+        Command::Completions(a) => commands::completions::run(a, <Cli as clap::CommandFactory>::command()),
+        Command::Man(a) => commands::completions::man(a, <Cli as clap::CommandFactory>::command()),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench::run(a),
     }

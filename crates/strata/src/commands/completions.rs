@@ -2,7 +2,6 @@
 //! from the same clap definitions as the parser, so they cannot drift from the flags.
 
 use anyhow::{Context, Result};
-use clap::CommandFactory;
 use std::path::PathBuf;
 
 /// Flags of `strata completions`.
@@ -21,16 +20,15 @@ pub struct ManArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Prints the completion script of `shell` (e.g. `strata completions bash > /etc/bash_completion.d/strata`).
-pub fn run(a: Args) -> Result<()> {
-    let mut cmd = crate::cli::Cli::command();
+/// Prints the completion script of `shell` for the parser `cmd` (the caller passes strata's
+/// own, so this module does not import the one that dispatches to it).
+pub fn run(a: Args, mut cmd: clap::Command) -> Result<()> {
     clap_complete::generate(a.shell, &mut cmd, "strata", &mut std::io::stdout());
     Ok(())
 }
 
-/// Prints or writes the manual pages.
-pub fn man(a: ManArgs) -> Result<()> {
-    let cmd = crate::cli::Cli::command();
+/// Prints or writes the manual pages of the parser `cmd`.
+pub fn man(a: ManArgs, cmd: clap::Command) -> Result<()> {
     match a.out {
         None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout()).context("writing the manual page"),
         Some(dir) => {
