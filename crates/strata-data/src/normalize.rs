@@ -224,7 +224,9 @@ mod tests {
     fn a_float_beyond_f32_is_refused_not_read_as_infinity() {
         let json = br#"{"mean":[0.13149679],"std":[0.30877e97]}"#;
         let e = serde_json::from_slice::<Normalization>(json).unwrap_err().to_string();
-        assert!(e.contains("std[0] = inf is not a standard deviation"), "{e}");
+        // serde_json's exact float parsing (`float_roundtrip`, on in this workspace) refuses the
+        // number itself; without it the value arrives as infinity and the check here refuses it
+        assert!(e.contains("number out of range") || e.contains("std[0] = inf is not a standard deviation"), "{e}");
         let n: Normalization = serde_json::from_slice(br#"{"mean":[0.13149679],"std":[0.30877]}"#).unwrap();
         assert_eq!(serde_json::from_slice::<Normalization>(&serde_json::to_vec(&n).unwrap()).unwrap(), n);
         let fixture = concat!(
