@@ -18,7 +18,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         _ => Path::new("."),
     };
     let write = || -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".tmp-");
+        // the mode `fs::write` gives (0666 less the umask), not tempfile's private 0600: runs,
+        // reports and exports are meant to be read by others on a shared machine
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let mut tmp = builder.tempfile_in(dir)?;
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(path).map_err(|e| e.error)?;
@@ -41,6 +47,15 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         // nothing but the file itself is left beside it
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let plain = dir.path().join("plain");
+            std::fs::write(&plain, b"x").unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&p), mode(&plain), "an atomic write gets the mode a plain write gets");
+            std::fs::remove_file(&plain).unwrap();
+        }
         let e = write_atomic(&dir.path().join("missing/f"), b"x").unwrap_err().to_string();
         assert!(e.contains("missing"), "{e}");
     }
