@@ -7,7 +7,7 @@
 
 use crate::geometry::Geometry;
 use rayon::prelude::*;
-use std::cell::RefCell;
+use std::cell::Cell;
 
 /// The batch is cut into at most this many ranges for the gradient sums: enough to keep two to
 /// sixteen threads busy, few enough that adding the partial sums costs nothing.
@@ -107,18 +107,44 @@ fn matmul(dst: &mut [f32], accumulate: bool, lhs: Mat, rhs: Mat, threads: gemm::
 thread_local! {
     /// Each worker's im2col buffer, grown to the largest image it has seen and kept: no
     /// allocation per image or per step.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's scratch buffer of `len` elements (contents unspecified).
+/// Runs `f` with this thread's scratch buffer of `len` elements (contents unspecified). The
+/// buffer is taken out while `f` runs: a thread that waits inside a parallel product may run
+/// another image's task, whose own call then works in a fresh buffer instead of this one.
 fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < len {
-            s.resize(len, 0.0);
-        }
-        f(&mut s[..len])
+    let mut buf = SCRATCH.take();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.set(buf);
+    r
+}
+
+/// Runs `f` on the im2col matrix of one image (`g.k()` x `g.p()`): the image itself for a
+/// pointwise convolution, else the matrix written into this thread's scratch.
+fn with_cols<R>(g: &Geometry, img: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+    if g.is_pointwise() {
+        return f(img);
+    }
+    with_scratch(g.k() * g.p(), |cols| {
+        g.im2col(img, cols);
+        f(cols)
     })
+}
+
+/// Lets `f` overwrite an im2col-shaped matrix and adds it into the image `out` (col2im); a
+/// pointwise convolution's `f` writes `out` itself.
+fn into_image(g: &Geometry, out: &mut [f32], f: impl FnOnce(&mut [f32])) {
+    if g.is_pointwise() {
+        return f(out);
+    }
+    with_scratch(g.k() * g.p(), |cols| {
+        f(cols);
+        g.col2im_add(cols, out);
+    });
 }
 
 /// Parallelism inside one matrix product: none when the images alone fill the threads.
@@ -170,14 +196,7 @@ pub fn conv_forward(g: &Geometry, n: usize, x: &[f32], w: &[f32], b: Option<&[f3
     let threads = inner_threads(n);
     let weight = Mat::new(w, g.o, k);
     y.par_chunks_mut(g.output_len()).zip(x.par_chunks(g.input_len())).for_each(|(yi, xi)| {
-        if g.is_pointwise() {
-            matmul(yi, false, weight, Mat::new(xi, k, p), threads);
-        } else {
-            with_scratch(k * p, |cols| {
-                g.im2col(xi, cols);
-                matmul(yi, false, weight, Mat::new(cols, k, p), threads);
-            });
-        }
+        with_cols(g, xi, |cols| matmul(yi, false, weight, Mat::new(cols, k, p), threads));
         if let Some(b) = b {
             add_bias(yi, b);
         }
@@ -196,14 +215,7 @@ pub fn conv_backward(g: &Geometry, n: usize, x: &[f32], w: &[f32], dy: &[f32], w
         }
         let wt = Mat::t(w, k, g.o);
         dx.par_chunks_mut(g.input_len()).zip(dy.par_chunks(g.output_len())).for_each(|(dxi, dyi)| {
-            if g.is_pointwise() {
-                matmul(dxi, false, wt, Mat::new(dyi, g.o, p), threads);
-            } else {
-                with_scratch(k * p, |dcols| {
-                    matmul(dcols, false, wt, Mat::new(dyi, g.o, p), threads);
-                    g.col2im_add(dcols, dxi);
-                });
-            }
+            into_image(g, dxi, |dcols| matmul(dcols, false, wt, Mat::new(dyi, g.o, p), threads));
         });
         dx
     });
@@ -211,14 +223,7 @@ pub fn conv_backward(g: &Geometry, n: usize, x: &[f32], w: &[f32], dy: &[f32], w
         let dyi = &dy[i * g.output_len()..][..g.output_len()];
         if let Some(dw) = dw {
             let xi = &x[i * g.input_len()..][..g.input_len()];
-            if g.is_pointwise() {
-                matmul(dw, true, Mat::new(dyi, g.o, p), Mat::t(xi, p, k), threads);
-            } else {
-                with_scratch(k * p, |cols| {
-                    g.im2col(xi, cols);
-                    matmul(dw, true, Mat::new(dyi, g.o, p), Mat::t(cols, p, k), threads);
-                });
-            }
+            with_cols(g, xi, |cols| matmul(dw, true, Mat::new(dyi, g.o, p), Mat::t(cols, p, k), threads));
         }
         if let Some(db) = db {
             add_channel_sums(db, dyi);
@@ -239,14 +244,7 @@ pub fn conv_transpose_forward(g: &Geometry, n: usize, x: &[f32], w: &[f32], b: O
     let threads = inner_threads(n);
     let wt = Mat::t(w, k, g.o);
     y.par_chunks_mut(g.input_len()).zip(x.par_chunks(g.output_len())).for_each(|(yi, xi)| {
-        if g.is_pointwise() {
-            matmul(yi, false, wt, Mat::new(xi, g.o, p), threads);
-        } else {
-            with_scratch(k * p, |cols| {
-                matmul(cols, false, wt, Mat::new(xi, g.o, p), threads);
-                g.col2im_add(cols, yi);
-            });
-        }
+        into_image(g, yi, |cols| matmul(cols, false, wt, Mat::new(xi, g.o, p), threads));
         if let Some(b) = b {
             add_bias(yi, b);
         }
@@ -265,14 +263,7 @@ pub fn conv_transpose_backward(g: &Geometry, n: usize, x: &[f32], w: &[f32], dy:
             return dx;
         }
         dx.par_chunks_mut(g.output_len()).zip(dy.par_chunks(g.input_len())).for_each(|(dxi, dyi)| {
-            if g.is_pointwise() {
-                matmul(dxi, false, weight, Mat::new(dyi, k, p), threads);
-            } else {
-                with_scratch(k * p, |cols| {
-                    g.im2col(dyi, cols);
-                    matmul(dxi, false, weight, Mat::new(cols, k, p), threads);
-                });
-            }
+            with_cols(g, dyi, |cols| matmul(dxi, false, weight, Mat::new(cols, k, p), threads));
         });
         dx
     });
@@ -280,14 +271,7 @@ pub fn conv_transpose_backward(g: &Geometry, n: usize, x: &[f32], w: &[f32], dy:
         let dyi = &dy[i * g.input_len()..][..g.input_len()];
         if let Some(dw) = dw {
             let xi = &x[i * g.output_len()..][..g.output_len()];
-            if g.is_pointwise() {
-                matmul(dw, true, Mat::new(xi, g.o, p), Mat::t(dyi, p, k), threads);
-            } else {
-                with_scratch(k * p, |cols| {
-                    g.im2col(dyi, cols);
-                    matmul(dw, true, Mat::new(xi, g.o, p), Mat::t(cols, p, k), threads);
-                });
-            }
+            with_cols(g, dyi, |cols| matmul(dw, true, Mat::new(xi, g.o, p), Mat::t(cols, p, k), threads));
         }
         if let Some(db) = db {
             add_channel_sums(db, dyi);
@@ -445,6 +429,16 @@ mod tests {
         assert!(only_dw.dx.is_none() && only_dw.db.is_none() && only_dw.dw.is_some());
         let only_dx = conv_transpose_backward(&g, 2, &dy, &w, &x, Wanted { dx: true, dw: false, db: false });
         assert!(only_dx.dw.is_none() && only_dx.db.is_none() && only_dx.dx.is_some());
+    }
+
+    #[test]
+    fn scratch_can_be_entered_again_on_the_same_thread() {
+        // what happens when a thread waiting inside a parallel product runs another image's task
+        with_scratch(4, |outer| {
+            outer.fill(1.0);
+            with_scratch(8, |inner| inner.fill(2.0));
+            assert_eq!(outer, &[1.0; 4], "the inner call must not write the outer buffer");
+        });
     }
 
     #[test]
