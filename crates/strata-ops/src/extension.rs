@@ -11,6 +11,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::ops::conv::{calculate_conv_output_size_asymmetric, calculate_conv_transpose_output_size};
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -103,40 +104,47 @@ fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(v), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
 }
 
-/// The geometry of a convolution from x `[n, c, h, w]` with weight `[o, c, kh, kw]`.
+/// The geometry of a convolution from x `[n, c, h, w]` with weight `[o, c, kh, kw]`; output
+/// sides by burn's own rule, so the two implementations cannot disagree on a shape.
 pub fn conv_geometry(x: [usize; 4], w: [usize; 4], options: &ConvOptions<2>) -> Geometry {
     let [_, c, h, wd] = x;
     let [o, _, kh, kw] = w;
-    let [(top, bottom), (left, right)] = options.padding;
-    let [sh, sw] = options.stride;
-    let [dh, dw] = options.dilation;
+    let side = |i: usize, k: usize, size: usize| {
+        calculate_conv_output_size_asymmetric(k, options.stride[i], options.padding[i], options.dilation[i], size)
+    };
     Geometry {
         c,
         h,
         w: wd,
         o,
-        ho: (h + top + bottom - dh * (kh - 1) - 1) / sh + 1,
-        wo: (wd + left + right - dw * (kw - 1) - 1) / sw + 1,
+        ho: side(0, kh, h),
+        wo: side(1, kw, wd),
         kernel: [kh, kw],
         stride: options.stride,
-        pad: [top, left],
+        pad: options.padding_begin(),
         dilation: options.dilation,
     }
 }
 
 /// The geometry of the convolution whose adjoint is a transposed convolution from x
-/// `[n, in, h, w]` with weight `[in, out, kh, kw]`.
+/// `[n, in, h, w]` with weight `[in, out, kh, kw]`; output sides by burn's own rule.
 pub fn conv_transpose_geometry(x: [usize; 4], w: [usize; 4], options: &ConvTransposeOptions<2>) -> Geometry {
     let [_, cin, hin, win] = x;
     let [_, cout, kh, kw] = w;
-    let out = |size: usize, i: usize, k: usize| {
-        (size - 1) * options.stride[i] + options.dilation[i] * (k - 1) + 1 + options.padding_out[i]
-            - 2 * options.padding[i]
+    let side = |i: usize, k: usize, size: usize| {
+        calculate_conv_transpose_output_size(
+            k,
+            options.stride[i],
+            options.padding[i],
+            options.padding_out[i],
+            options.dilation[i],
+            size,
+        )
     };
     Geometry {
         c: cout,
-        h: out(hin, 0, kh),
-        w: out(win, 1, kw),
+        h: side(0, kh, hin),
+        w: side(1, kw, win),
         o: cin,
         ho: hin,
         wo: win,

@@ -45,24 +45,15 @@ pub enum ConvImpl {
 }
 
 impl ConvImpl {
-    /// Every choice's name, in declaration order (the command line's possible values).
+    /// Every choice, in the order of [`ConvImpl::NAMES`] (and of the discriminants).
+    const ALL: [ConvImpl; 2] = [Self::Strata, Self::Burn];
+
+    /// Every choice's name (the command line's possible values).
     pub const NAMES: [&'static str; 2] = ["strata", "burn"];
 
-    /// The name used on the command line and in manifests.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Strata => "strata",
-            Self::Burn => "burn",
-        }
-    }
-
-    /// Parses [`ConvImpl::name`].
+    /// Parses one of [`ConvImpl::NAMES`].
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "strata" => Some(Self::Strata),
-            "burn" => Some(Self::Burn),
-            _ => None,
-        }
+        Self::NAMES.iter().position(|n| *n == s).map(|i| Self::ALL[i])
     }
 }
 
@@ -97,10 +88,7 @@ pub fn with_implementation<R>(choice: ConvImpl, f: impl FnOnce() -> R) -> R {
 
 /// The implementation in effect on this thread (default [`ConvImpl::Strata`]).
 pub fn implementation() -> ConvImpl {
-    OVERRIDE.get().unwrap_or(match IMPLEMENTATION.load(Ordering::Relaxed) {
-        0 => ConvImpl::Strata,
-        _ => ConvImpl::Burn,
-    })
+    OVERRIDE.get().unwrap_or(ConvImpl::ALL[IMPLEMENTATION.load(Ordering::Relaxed) as usize])
 }
 
 /// True where strata's kernels apply to `x`: chosen, flex backend (with or without

@@ -191,3 +191,13 @@ fn max_pool2d_equals_burn_with_and_without_the_relu() {
         }
     }
 }
+
+#[test]
+fn every_name_parses_to_its_choice_and_the_switch_round_trips() {
+    for (i, name) in ConvImpl::NAMES.iter().enumerate() {
+        let c = ConvImpl::parse(name).unwrap();
+        assert_eq!(c as usize, i);
+        assert_eq!(crate::with_implementation(c, crate::implementation), c);
+    }
+    assert_eq!(ConvImpl::parse("fast"), None);
+}
