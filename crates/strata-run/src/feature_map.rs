@@ -4,7 +4,8 @@
 
 use crate::context::{self, input_of, load_data};
 use crate::error::Result;
-use strata_data::{DataSpec, Split};
+use std::collections::HashMap;
+use strata_data::{DataSpec, Dataset, Split};
 use strata_nn::ArchSpec;
 use strata_train::manifest::RunKind;
 use strata_train::run_dir::RunDir;
@@ -65,25 +66,37 @@ pub fn principal_plane(values: &[f32], dim: usize) -> Vec<(f64, f64)> {
     centred.iter().map(|r| (dot(r, &v1), dot(r, &v2))).collect()
 }
 
-/// The labeled test images of a run: its `--test` data, or for a pretraining the test split
-/// of the data it pretrained on; `None` when there are none of the run's input shape.
-fn test_data(run: &RunDir) -> Option<strata_data::Dataset> {
+/// Where a run's labeled test images are: its `--test` data, or for a pretraining the test
+/// split of the data it pretrained on.
+fn test_spec(run: &RunDir) -> Option<String> {
     let m = &run.manifest;
-    let spec = match m.config.get("test").and_then(|v| v.as_str()) {
-        Some(t) => t.to_string(),
+    match m.config.get("test").and_then(|v| v.as_str()) {
+        Some(t) => Some(t.to_string()),
         None if m.kind == RunKind::Pretrain => {
             let parsed = DataSpec::parse(&m.data.spec).ok()?;
-            format!("{}:test", parsed.path.display())
+            Some(format!("{}:test", parsed.path.display()))
         }
-        None => return None,
-    };
-    let data = load_data(&spec, "test", true, Split::Test).ok()?;
-    (input_of(&data) == m.input).then_some(data)
+        None => None,
+    }
+}
+
+/// The labeled test sets read so far, by spec: a report over a study's runs, which share one
+/// test set, reads it once.
+#[derive(Default)]
+pub struct TestSets(HashMap<String, Option<Dataset>>);
+
+impl TestSets {
+    /// The run's labeled test images; `None` when there are none of its input shape.
+    fn of(&mut self, run: &RunDir) -> Option<&Dataset> {
+        let spec = test_spec(run)?;
+        let data = self.0.entry(spec).or_insert_with_key(|s| load_data(s, "test", true, Split::Test).ok()).as_ref()?;
+        (input_of(data) == run.manifest.input).then_some(data)
+    }
 }
 
 /// The map of `run` as a PNG, or `None` when the run has no labeled test images to map.
-pub fn picture(run: &RunDir) -> Result<Option<Vec<u8>>> {
-    let Some(data) = test_data(run) else { return Ok(None) };
+pub fn picture(run: &RunDir, tests: &mut TestSets) -> Result<Option<Vec<u8>>> {
+    let Some(data) = tests.of(run) else { return Ok(None) };
     let m = &run.manifest;
     let (_, device) = context::device("cpu")?;
     let arch = ArchSpec::parse(&m.arch)?;
@@ -97,7 +110,7 @@ pub fn picture(run: &RunDir) -> Result<Option<Vec<u8>>> {
     )?;
     let n = data.len();
     let rows: Vec<usize> = (0..n.min(MAX_IMAGES)).map(|i| i * n / n.min(MAX_IMAGES)).collect();
-    let f = strata_train::probe::features(&blocks, &data, &rows, &m.normalization, &device);
+    let f = strata_train::probe::features(&blocks, data, &rows, &m.normalization, &device);
     let points = principal_plane(&f.values, f.dim);
     let labels = data.labels.as_deref().unwrap_or_default();
     let series = data

@@ -193,7 +193,7 @@ fn confusion(run: &RunDir, out: &mut String) {
 }
 
 /// The section of one run.
-fn run_section(run: &RunDir, out: &mut String) -> Result<()> {
+fn run_section(run: &RunDir, tests: &mut crate::feature_map::TestSets, out: &mut String) -> Result<()> {
     let m = &run.manifest;
     let s = Summary::of(run);
     let _ = write!(out, "<h2>{}</h2><table>", esc(&run.path.display().to_string()));
@@ -257,7 +257,7 @@ fn run_section(run: &RunDir, out: &mut String) -> Result<()> {
         out.push_str("</table>");
     }
     confusion(run, out);
-    if let Some(png) = crate::feature_map::picture(run)? {
+    if let Some(png) = crate::feature_map::picture(run, tests)? {
         let _ = write!(
             out,
             "<h3>Backbone features on the test images</h3><figure><img alt=\"feature map\" src=\"{}\" /><figcaption>first two principal components, one colour per class</figcaption></figure>",
@@ -416,8 +416,9 @@ pub fn html(runs: &[PathBuf]) -> Result<String> {
     if opened.len() > 1 {
         comparison(&summaries, &mut out)?;
     }
+    let mut tests = crate::feature_map::TestSets::default();
     for run in &opened {
-        run_section(run, &mut out)?;
+        run_section(run, &mut tests, &mut out)?;
     }
     out.push_str("<p class=\"muted\">Written by strata report; self-contained: no network, no external files.</p></body></html>\n");
     Ok(out)
