@@ -100,9 +100,9 @@ fn request(
     cfg: &Config,
     args: &[String],
     from: Option<PathBuf>,
+    prefix: &str,
     n: usize,
     fcfg: FinetuneConfig,
-    out: String,
 ) -> FinetuneRequest {
     FinetuneRequest {
         from,
@@ -111,8 +111,8 @@ fn request(
         classes: None,
         labels: LabelSubset::PerClass(n),
         arch: cfg.arch.clone(),
+        out: cfg.out.join(format!("{prefix}-{n}-s{}", fcfg.seed)),
         cfg: fcfg,
-        out: cfg.out.join(out),
         force: true,
         device: "cpu".into(),
         argv: args.to_vec(),
@@ -121,9 +121,39 @@ fn request(
     }
 }
 
+/// The scratch baselines, which do not depend on the method: (row name, settings, run-name
+/// prefix).
+fn baselines(cfg: &Config) -> Vec<(&'static str, FinetuneConfig, &'static str)> {
+    let mut b = vec![("scratch, same recipe", cfg.finetune.clone(), "scratch")];
+    if cfg.untuned_scratch {
+        b.push(("scratch, untuned (strata 0.2)", untuned(), "untuned"));
+    }
+    b
+}
+
+/// Where `method`'s pretraining is.
+fn pretrain_out(cfg: &Config, method: &Method) -> PathBuf {
+    cfg.out.join(format!("pretrain-{}", method.label()))
+}
+
+/// `method`'s pretraining.
+fn pretrain_request(cfg: &Config, method: &Method, force: bool, args: &[String]) -> PretrainRequest {
+    PretrainRequest {
+        data: format!("{}:train", cfg.data),
+        method: method.name.clone(),
+        out: pretrain_out(cfg, method),
+        force,
+        max_images: None,
+        cfg: settings(cfg, method),
+        device: "cpu".into(),
+        argv: args.to_vec(),
+        control: Default::default(),
+    }
+}
+
 impl Study<'_> {
-    fn request(&self, from: Option<PathBuf>, n: usize, cfg: FinetuneConfig, out: String) -> FinetuneRequest {
-        request(self.cfg, self.args, from, n, cfg, out)
+    fn request(&self, from: Option<PathBuf>, prefix: &str, n: usize, cfg: FinetuneConfig) -> FinetuneRequest {
+        request(self.cfg, self.args, from, prefix, n, cfg)
     }
 
     /// Trains one classifier and reads its figures; a complete run already at its place made
@@ -205,43 +235,17 @@ impl Pretrained {
 fn plan(cfg: &Config, args: &[String], stage: &str) -> Result<()> {
     let mut lines: Vec<Vec<String>> = Vec::new();
     match stage {
-        "pretrain" => {
-            for m in &cfg.methods {
-                let mut c: Vec<String> = ["strata", "pretrain", "--data"].map(String::from).into();
-                c.extend([format!("{}:train", cfg.data), "--method".into(), m.name.clone()]);
-                c.extend(strata_train::flags::between(&settings(cfg, m), &PretrainConfig::default()));
-                c.extend([
-                    "--out".into(),
-                    cfg.out.join(format!("pretrain-{}", m.label())).display().to_string(),
-                    "-q".into(),
-                ]);
-                lines.push(c);
-            }
-        }
+        "pretrain" => lines.extend(cfg.methods.iter().map(|m| pretrain_request(cfg, m, false, args).command())),
         "finetune" => {
-            let s = &cfg.finetune;
-            let mut rows: Vec<(Option<PathBuf>, String, FinetuneConfig)> = vec![(None, "scratch".into(), s.clone())];
-            if cfg.untuned_scratch {
-                rows.push((None, "untuned".into(), untuned()));
-            }
+            let mut rows: Vec<(Option<PathBuf>, String, FinetuneConfig)> =
+                baselines(cfg).into_iter().map(|(_, base, prefix)| (None, prefix.to_string(), base)).collect();
             for m in &cfg.methods {
-                rows.push((
-                    Some(cfg.out.join(format!("pretrain-{}", m.label()))),
-                    format!("ft-{}", m.label()),
-                    s.clone(),
-                ));
+                rows.push((Some(pretrain_out(cfg, m)), format!("ft-{}", m.label()), cfg.finetune.clone()));
             }
-            for (from, dir, base) in rows {
+            for (from, prefix, base) in rows {
                 for &n in &cfg.labels_per_class {
                     for &seed in &cfg.seeds {
-                        let req = request(
-                            cfg,
-                            args,
-                            from.clone(),
-                            n,
-                            FinetuneConfig { seed, ..base.clone() },
-                            format!("{dir}-{n}-s{seed}"),
-                        );
+                        let req = request(cfg, args, from.clone(), &prefix, n, FinetuneConfig { seed, ..base.clone() });
                         lines.push(req.command());
                     }
                 }
@@ -277,18 +281,12 @@ fn main() -> Result<()> {
     let mut table: Vec<(String, Option<f64>, Vec<Cell>)> = Vec::new();
     let classes = study.train.num_classes();
     let labels = study.train.require_labels()?;
-    // the scratch baselines do not depend on the method
-    let mut baselines = vec![("scratch, same recipe".to_string(), s.clone(), "scratch")];
-    if cfg.untuned_scratch {
-        baselines.push(("scratch, untuned (strata 0.2)".into(), untuned(), "untuned"));
-    }
-    for (name, base_cfg, dir) in &baselines {
+    for (name, base_cfg, dir) in baselines(&cfg) {
         let mut cells = Vec::new();
         for &n in &cfg.labels_per_class {
             let mut cell = Vec::new();
             for &seed in &cfg.seeds {
-                let req =
-                    study.request(None, n, FinetuneConfig { seed, ..base_cfg.clone() }, format!("{dir}-{n}-s{seed}"));
+                let req = study.request(None, dir, n, FinetuneConfig { seed, ..base_cfg.clone() });
                 let f = study.classifier(&req)?;
                 eprintln!("{name} labels/class {n} seed {seed}: {:.4} ({:.0} s)", f.finetuned, f.seconds);
                 add_csv(&mut csv, dir, n, seed, &f);
@@ -296,7 +294,7 @@ fn main() -> Result<()> {
             }
             cells.push(cell);
         }
-        table.push((name.clone(), None, cells));
+        table.push((name.to_string(), None, cells));
         write_results(&cfg, &study, &table, &csv, study.train.len(), t0)?;
     }
     let mut pool = study.train.len();
@@ -307,12 +305,8 @@ fn main() -> Result<()> {
         for &n in &cfg.labels_per_class {
             let mut cell = Vec::new();
             for &seed in &cfg.seeds {
-                let req = study.request(
-                    Some(pre.run.path.clone()),
-                    n,
-                    FinetuneConfig { seed, ..s.clone() },
-                    format!("ft-{}-{n}-s{seed}", method.label()),
-                );
+                let prefix = format!("ft-{}", method.label());
+                let req = study.request(Some(pre.run.path.clone()), &prefix, n, FinetuneConfig { seed, ..s.clone() });
                 let mut f = study.classifier(&req)?;
                 let rows = LabelSubset::PerClass(n).rows(labels, classes, seed)?;
                 (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &rows)?;
@@ -444,12 +438,13 @@ fn settings(cfg: &Config, method: &Method) -> PretrainConfig {
 
 /// The pretrained run of `method`: reused when its manifest matches the config, else trained.
 fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Result<RunDir> {
-    let out = cfg.out.join(format!("pretrain-{}", method.label()));
+    let req = pretrain_request(cfg, method, force, args);
+    let out = &req.out;
     if out.exists() && !force {
-        let run = RunDir::open(&out)?;
+        let run = RunDir::open(out)?;
         let recorded = serde_json::from_value::<PretrainConfig>(run.manifest.config["train"].clone()).ok();
         let same = run.manifest.method.as_deref() == Some(method.name.as_str())
-            && recorded.as_ref() == Some(&settings(cfg, method))
+            && recorded.as_ref() == Some(&req.cfg)
             && run.manifest.data.fingerprint == fingerprint(&format!("{}:train", cfg.data))?;
         if !same {
             anyhow::bail!(
@@ -462,20 +457,7 @@ fn pretrained(cfg: &Config, method: &Method, force: bool, args: &[String]) -> Re
         return Ok(run);
     }
     let t0 = Instant::now();
-    let run = pipeline::pretrain(
-        &PretrainRequest {
-            data: format!("{}:train", cfg.data),
-            method: method.name.clone(),
-            out,
-            force,
-            max_images: None,
-            cfg: settings(cfg, method),
-            device: "cpu".into(),
-            argv: args.to_vec(),
-            control: Default::default(),
-        },
-        &mut Silent,
-    )?;
+    let run = pipeline::pretrain(&req, &mut Silent)?;
     eprintln!("pretrained {} in {:.0} s", method.name, t0.elapsed().as_secs_f64());
     Ok(run)
 }

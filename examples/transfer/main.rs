@@ -55,33 +55,33 @@ fn request(cfg: &Config, argv: &[String]) -> FinetuneRequest {
     }
 }
 
-/// Task A's run: reused when its manifest says it was made with these settings.
-fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f64)> {
-    let out = cfg.out.join("task-a");
-    if out.exists() && !force {
-        let run = strata_train::RunDir::open(&out)?;
-        let c = &run.manifest.config;
-        let recorded = serde_json::from_value::<FinetuneConfig>(c["finetune"].clone()).ok();
-        let same = c["classes"].as_str() == Some(cfg.task_a.as_str()) && recorded.as_ref() == Some(&cfg.a);
-        if !same {
-            anyhow::bail!("{} was made with other settings; pass --force to retrain task A", out.display());
-        }
-        eprintln!("reusing {}", out.display());
-        let acc = run.manifest.metrics["test_accuracy"].as_f64().unwrap_or(f64::NAN);
-        return Ok((out, acc, run.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN)));
-    }
-    let req = FinetuneRequest {
+/// Task A: plain supervised training on its classes, all their images.
+fn task_a_request(cfg: &Config, argv: &[String]) -> FinetuneRequest {
+    FinetuneRequest {
         classes: Some(cfg.task_a.clone()),
         cfg: cfg.a.clone(),
-        out: out.clone(),
+        out: cfg.out.join("task-a"),
         kind: Some(RunKind::Train),
         ..request(cfg, argv)
-    };
+    }
+}
+
+/// Task A's run: reused when it was made with these settings.
+fn task_a(cfg: &Config, force: bool, argv: &[String]) -> Result<(PathBuf, f64, f64)> {
+    let req = task_a_request(cfg, argv);
+    if req.out.exists() && !force {
+        let Some(run) = req.completed() else {
+            anyhow::bail!("{} was made with other settings; pass --force to retrain task A", req.out.display());
+        };
+        eprintln!("reusing {}", req.out.display());
+        let acc = run.manifest.metrics["test_accuracy"].as_f64().unwrap_or(f64::NAN);
+        return Ok((req.out, acc, run.manifest.metrics["seconds"].as_f64().unwrap_or(f64::NAN)));
+    }
     let t = std::time::Instant::now();
     let res = pipeline::finetune(&req, &mut Silent)?;
     let acc = res.test.as_ref().map(|e| e.accuracy).unwrap_or(f64::NAN);
     eprintln!("task A ({} classes): test accuracy {acc:.4}", cfg.task_a);
-    Ok((out, acc, t.elapsed().as_secs_f64()))
+    Ok((req.out, acc, t.elapsed().as_secs_f64()))
 }
 
 /// Task B's two runs for `seed`: A's layers reused, and from scratch on the same labels.
@@ -116,12 +116,7 @@ fn figures(req: &FinetuneRequest) -> Result<((f64, f64), f64)> {
 
 /// Prints task A's run (`a`) or task B's (`b`, which need A) as `strata` commands.
 fn plan(cfg: &Config, argv: &[String], stage: &str) -> Result<()> {
-    let a = FinetuneRequest {
-        classes: Some(cfg.task_a.clone()),
-        cfg: cfg.a.clone(),
-        out: cfg.out.join("task-a"),
-        ..request(cfg, argv)
-    };
+    let a = task_a_request(cfg, argv);
     let lines: Vec<Vec<String>> = match stage {
         "a" => vec![a.command()],
         "b" => cfg.seeds.iter().flat_map(|&seed| task_b(cfg, &a.out, seed, argv).map(|r| r.command())).collect(),

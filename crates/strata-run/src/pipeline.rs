@@ -166,6 +166,20 @@ pub struct FinetuneResult {
     pub phases: Vec<PhaseRecord>,
 }
 
+impl PretrainRequest {
+    /// The `strata pretrain` command line that makes this run (the binary named `strata`).
+    pub fn command(&self) -> Vec<String> {
+        let mut c: Vec<String> = ["strata", "pretrain", "--data"].map(String::from).into();
+        c.extend([self.data.clone(), "--method".into(), self.method.clone()]);
+        if let Some(n) = self.max_images {
+            c.extend(["--max-images".into(), n.to_string()]);
+        }
+        c.extend(strata_train::flags::between(&self.cfg, &PretrainConfig::default()));
+        c.extend(["--out".into(), self.out.display().to_string(), "-q".into()]);
+        c
+    }
+}
+
 impl FinetuneRequest {
     /// The complete run already at `out` made from the same parent, data, classes, labels,
     /// architecture and stage-two settings, if there is one: what a research script reuses
