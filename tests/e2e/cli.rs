@@ -436,6 +436,15 @@ fn predict_names_each_file_its_class_and_probabilities() {
     assert!(e.contains("wide.png") && e.contains("16x20") && e.contains("--resize"), "{e}");
     let csv = ok(&["predict", "--model", m, i, "--resize"]);
     assert!(csv.lines().any(|l| l.starts_with("wide.png,")), "{csv}");
+
+    // IDX rows follow the same rule: 28x28 digits for a 12x12 model only with --resize
+    let idx = tiny_mnist(&tmp.path().join("mnist"), 50, 50);
+    let idx = format!("{}:test", idx.to_str().unwrap());
+    let e = fails(&["predict", "--model", m, &idx]);
+    assert!(e.contains("1x28x28") && e.contains("--resize"), "{e}");
+    let csv = ok(&["predict", "--model", m, &idx, "--resize"]);
+    assert_eq!(csv.lines().next(), Some("index,class,probability"));
+    assert_eq!(csv.lines().count(), 51, "{csv}");
 }
 
 #[test]

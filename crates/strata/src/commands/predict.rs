@@ -82,7 +82,15 @@ fn top(probabilities: &[f32], names: &[String], k: usize) -> Vec<Guess> {
 }
 
 /// Each input row's key (file or index) and its image's place in the data, or why it has none.
-type Rows = (Vec<(Option<String>, Option<usize>)>, Vec<std::result::Result<usize, String>>);
+type Rows = Vec<(Key, std::result::Result<usize, String>)>;
+
+/// What a row is keyed by.
+enum Key {
+    /// an image folder's file, its path below the folder
+    File(String),
+    /// an IDX or CIFAR row
+    Index(usize),
+}
 
 /// Runs `strata predict`.
 pub fn run(a: Args) -> Result<()> {
@@ -93,13 +101,13 @@ pub fn run(a: Args) -> Result<()> {
     let want = ImageShape::new(m.input.channels, m.input.height, m.input.width);
     let resize = a.resize.then_some((m.input.height, m.input.width));
     // rows in input order: the key, and the image's place in `data` or why it has none
-    let ((keys, places), data): (Rows, Dataset) =
+    let (rows, data): (Rows, Dataset) =
         match strata_data::image_folder(&spec, Split::Test).with_context(|| a.data.clone())? {
             Some(root) => {
                 let files = strata_data::decode_each(&root, m.input.channels, resize)
                     .with_context(|| format!("reading the images under {}", root.display()))?;
                 let mut images = Vec::new();
-                let (mut keys, mut places) = (Vec::new(), Vec::new());
+                let mut rows = Vec::new();
                 for f in files {
                     let place = match f.decoded {
                         Ok((pixels, shape)) if shape == want => {
@@ -121,25 +129,29 @@ pub fn run(a: Args) -> Result<()> {
                     {
                         bail!("{reason}\n(--skip-bad writes a row with the reason instead of stopping)");
                     }
-                    keys.push((Some(f.relative), None));
-                    places.push(place);
+                    rows.push((Key::File(f.relative), place));
                 }
                 let source = root.display().to_string();
-                ((keys, places), Dataset { images, shape: want, labels: None, class_names: Vec::new(), source })
+                (rows, Dataset { images, shape: want, labels: None, class_names: Vec::new(), source })
             }
             None => {
+                // as for files: another size is resized only when asked to
                 let opts = LoadOptions {
                     channels: Some(m.input.channels),
-                    resize: Some((m.input.height, m.input.width)),
+                    resize,
                     default_split: Split::Test,
                     ..LoadOptions::default()
                 };
                 let data = strata_data::load(&spec, &opts).with_context(|| format!("loading {}", a.data))?;
                 if input_of(&data) != m.input {
-                    bail!("{} has images of shape {} but the model takes {}", a.data, input_of(&data), m.input);
+                    bail!(
+                        "{} has images of shape {} but the model takes {} (add --resize to resize them)",
+                        a.data,
+                        input_of(&data),
+                        m.input
+                    );
                 }
-                let n = data.len();
-                (((0..n).map(|i| (None, Some(i))).collect(), (0..n).map(Ok).collect()), data)
+                ((0..data.len()).map(|i| (Key::Index(i), Ok(i))).collect(), data)
             }
         };
     let model = context::load_classifier(&run, &device)?;
@@ -151,17 +163,24 @@ pub fn run(a: Args) -> Result<()> {
     let names = &m.data.class_names;
     let classes = m.head.as_ref().map_or(m.data.class_names.len(), |h| h.classes);
     let k = (a.top_k as usize).min(classes.max(1));
-    let rows: Vec<Row> = keys
+    let rows: Vec<Row> = rows
         .into_iter()
-        .zip(places)
-        .map(|((file, index), place)| match place {
-            Ok(i) => {
-                let guesses = top(&probabilities[i], names, k);
-                let (class, probability) = (guesses[0].class.clone(), guesses[0].probability);
-                let top_k = if k > 1 { guesses } else { Vec::new() };
-                Row { file, index, class: Some(class), probability: Some(probability), top_k, error: None }
+        .map(|(key, place)| {
+            let (file, index) = match key {
+                Key::File(f) => (Some(f), None),
+                Key::Index(i) => (None, Some(i)),
+            };
+            match place {
+                Ok(i) => {
+                    let guesses = top(&probabilities[i], names, k);
+                    let (class, probability) = (guesses[0].class.clone(), guesses[0].probability);
+                    let top_k = if k > 1 { guesses } else { Vec::new() };
+                    Row { file, index, class: Some(class), probability: Some(probability), top_k, error: None }
+                }
+                Err(reason) => {
+                    Row { file, index, class: None, probability: None, top_k: Vec::new(), error: Some(reason) }
+                }
             }
-            Err(reason) => Row { file, index, class: None, probability: None, top_k: Vec::new(), error: Some(reason) },
         })
         .collect();
     write(&rows, a.format, k)
