@@ -4,6 +4,7 @@
 use crate::block::{Features, apply_activation};
 use crate::error::Result;
 use crate::spec::{Activation, ArchSpec, BlockSpec, FeatureShape, InputShape};
+use burn::backend::ops::conv::calculate_conv_transpose_output_size;
 use burn::module::Module;
 use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
@@ -87,7 +88,8 @@ impl Decoder {
                         // the transposed conv of the same kernel and stride; padding_out gives
                         // back the rows a stride rounded away
                         let p = kernel / 2;
-                        let back = |out: usize| (out.max(1) - 1) * stride + kernel - 2 * p;
+                        let back =
+                            |out: usize| calculate_conv_transpose_output_size(kernel, stride, p, 0, 1, out.max(1));
                         ConvTranspose2dConfig::new([channels, c_in], [kernel, kernel])
                             .with_stride([stride, stride])
                             .with_padding([p, p])
