@@ -431,7 +431,14 @@ fn ctrl_c_checkpoints_and_exits_130() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // signal once training is under way (its first epoch logged), not after a fixed delay:
+    // the whole run takes about a second on a fast machine and could end before a timer
+    let log = tmp.path().join(".run.partial").join("metrics.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 1) {
+        assert!(started.elapsed().as_secs() < 60, "the run never logged its first epoch");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     // SAFETY: sending a signal to our own child process
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let out = child.wait_with_output().unwrap();
