@@ -22,7 +22,7 @@ fn assert_no_run(out: &Path) {
     assert!(partials(out.parent().unwrap()).is_empty(), "staging directory left behind");
 }
 
-const PRETRAIN_SMALL: [&str; 6] = ["pretrain", "--arch", "conv4-pool,dense8", "--epochs", "1", "-q"];
+const PRETRAIN_SMALL: [&str; 8] = ["pretrain", "--method", "ae", "--arch", "conv4-pool,dense8", "--epochs", "1", "-q"];
 
 fn small_pretrain_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
     PRETRAIN_SMALL.iter().copied().chain(["--data", data.to_str().unwrap(), "--out", out.to_str().unwrap()]).collect()

@@ -11,7 +11,7 @@ fn pretrain_finetune_evaluate_inspect() {
     let runs = tmp.path().join("runs");
     let pre = runs.join("ae");
     let ft = runs.join("ft");
-    ok(&["pretrain", "--data", d, "--out", pre.to_str().unwrap(), "--epochs", "1", "--quiet"]);
+    ok(&["pretrain", "--method", "ae", "--data", d, "--out", pre.to_str().unwrap(), "--epochs", "1", "--quiet"]);
     for f in ["manifest.json", "model.safetensors", "metrics.jsonl"] {
         assert!(pre.join(f).is_file(), "{f} missing");
     }
@@ -327,6 +327,8 @@ fn conv_selects_the_implementation_and_both_train_alike() {
             "--conv",
             conv,
             "pretrain",
+            "--method",
+            "ae",
             "--data",
             d,
             "--out",

@@ -9,7 +9,18 @@ use std::path::Path;
 fn pretrained(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let d = tiny_mnist(&dir.join("d"), 64, 10);
     let pre = dir.join("pre");
-    ok(&["pretrain", "--data", d.to_str().unwrap(), "--epochs", "1", "--out", pre.to_str().unwrap(), "-q"]);
+    ok(&[
+        "pretrain",
+        "--method",
+        "ae",
+        "--data",
+        d.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--out",
+        pre.to_str().unwrap(),
+        "-q",
+    ]);
     (d, pre)
 }
 

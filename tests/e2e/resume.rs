@@ -351,7 +351,7 @@ fn sigkill_at_random_moments_leaves_runs_resumable_or_marked_incomplete() {
     let d = tiny_mnist(&tmp.path().join("d"), 256, 10);
     let d_s = d.to_str().unwrap();
     let args = |out: &str| -> Vec<String> {
-        ["pretrain", "--data", d_s, "--epochs", "12", "--batch", "32", "--seed", "1"]
+        ["pretrain", "--method", "ae", "--data", d_s, "--epochs", "12", "--batch", "32", "--seed", "1"]
             .iter()
             .map(|s| s.to_string())
             .chain(["--checkpoint-every", "3", "--out", out, "-q"].iter().map(|s| s.to_string()))
@@ -425,7 +425,7 @@ fn ctrl_c_checkpoints_and_exits_130() {
     let d = tiny_mnist(&tmp.path().join("d"), 256, 10);
     let run = tmp.path().join("run");
     let child = crate::common::strata()
-        .args(["pretrain", "--data", d.to_str().unwrap(), "--epochs", "12", "--batch", "32"])
+        .args(["pretrain", "--method", "ae", "--data", d.to_str().unwrap(), "--epochs", "12", "--batch", "32"])
         .args(["--checkpoint-every", "1000", "--out", run.to_str().unwrap(), "-q"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -11,7 +11,20 @@ fn pretrained(tmp: &Path) -> (String, PathBuf) {
     let data = tiny_mnist(&tmp.join("mnist"), 200, 60);
     let pre = tmp.join("pre");
     let d = data.to_str().unwrap().to_string();
-    ok(&["pretrain", "--data", &d, "--arch", ARCH, "--epochs", "1", "--out", pre.to_str().unwrap(), "-q"]);
+    ok(&[
+        "pretrain",
+        "--method",
+        "ae",
+        "--data",
+        &d,
+        "--arch",
+        ARCH,
+        "--epochs",
+        "1",
+        "--out",
+        pre.to_str().unwrap(),
+        "-q",
+    ]);
     (d, pre)
 }
 

@@ -23,7 +23,7 @@ use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use strata_data::Dataset;
 use strata_nn::block::{build_stack, forward_stack};
-use strata_nn::{Block, Features, try_seeded};
+use strata_nn::{ArchSpec, Block, Features, try_seeded};
 
 /// Names of the per-sub-head figures (mutual information of the main head's sub-heads).
 const HEAD_FIGURES: [&str; 8] = ["mi_0", "mi_1", "mi_2", "mi_3", "mi_4", "mi_5", "mi_6", "mi_7"];
@@ -31,6 +31,8 @@ const HEAD_FIGURES: [&str; 8] = ["mi_0", "mi_1", "mi_2", "mi_3", "mi_4", "mi_5",
 const REPORT_IMAGES: usize = 2_000;
 /// Share of the steps the learning rate warms up over before its cosine decay.
 const WARMUP: f64 = 0.05;
+/// The REF-CAE layers with batch norm after each convolution: `cluster`'s default backbone.
+pub const BATCH_NORM_ARCH: &str = "conv32-bn-pool,conv64-bn-pool,dense128";
 
 /// The settings only `cluster` reads.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -213,6 +215,17 @@ impl Pretrainer for Cluster {
     }
     fn describe(&self) -> &'static str {
         "clustering (IIC): an image and its strong views fall into the same of k balanced clusters"
+    }
+    /// IIC's own set-up where it differs from the others' (Ji et al. 2019: batch norm after every
+    /// convolution, Adam at a lower rate, large batches); on MNIST's validation split the heads
+    /// did not cluster without batch norm, and batch 128 at 5e-4 was the setting measured best.
+    fn defaults(&self) -> PretrainConfig {
+        PretrainConfig {
+            arch: ArchSpec::parse(BATCH_NORM_ARCH).unwrap_or_else(|_| ArchSpec::reference()),
+            batch: 128,
+            lr: 5e-4,
+            ..PretrainConfig::default()
+        }
     }
     fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
         let Job { data, norm, cfg, device } = *job;

@@ -88,6 +88,25 @@ impl PretrainConfig {
     }
 }
 
+impl PretrainConfig {
+    /// `self` with `method`'s own defaults ([`Pretrainer::defaults`]) in every setting that
+    /// `given` says was not chosen by the user (typed, or in a `--config` file): a flag given
+    /// always wins. `given` receives the field name (`lr`, `arch`).
+    pub fn with_method_defaults(self, method: &dyn Pretrainer, given: impl Fn(&str) -> bool) -> Result<Self> {
+        let json =
+            |cfg: &Self| serde_json::to_value(cfg).map_err(|e| TrainError::config("settings", e, "report a bug"));
+        let (base, theirs, mut mine) = (json(&Self::default())?, json(&method.defaults())?, json(&self)?);
+        if let (Some(base), Some(theirs)) = (base.as_object(), theirs.as_object()) {
+            for (key, value) in theirs {
+                if base.get(key) != Some(value) && !given(key) {
+                    mine[key] = value.clone();
+                }
+            }
+        }
+        serde_json::from_value(mine).map_err(|e| TrainError::config("settings", e, "report a bug"))
+    }
+}
+
 impl PretrainOutcome {
     /// The weights of `model` with its metrics and pictures.
     pub(crate) fn new<M: burn::module::Module>(
@@ -131,6 +150,11 @@ pub trait Pretrainer {
     fn name(&self) -> &'static str;
     /// One-line description for `--help` and the manifest.
     fn describe(&self) -> &'static str;
+    /// The settings the method starts from where the user gives none: [`PretrainConfig`]'s
+    /// defaults, except where a method was measured to need others (see each method's file).
+    fn defaults(&self) -> PretrainConfig {
+        PretrainConfig::default()
+    }
     /// Trains on the job; implemented by each method.
     fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome>;
 
@@ -177,3 +201,27 @@ pub fn method_by_name(name: &str) -> Result<Box<dyn Pretrainer>> {
 }
 
 pub(crate) use ae::train_autoencoder;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_default_fills_only_what_the_user_left_alone() {
+        let cluster = method_by_name("cluster").unwrap();
+        let own = cluster.defaults();
+        assert_ne!(own, PretrainConfig::default(), "cluster has defaults of its own");
+        // nothing given: the method's defaults, every other setting as typed
+        let typed = PretrainConfig { epochs: 3, seed: 7, ..Default::default() };
+        let got = typed.clone().with_method_defaults(cluster.as_ref(), |_| false).unwrap();
+        assert_eq!(got, PretrainConfig { epochs: 3, seed: 7, ..own.clone() });
+        // a given flag wins even where it equals the global default
+        let got = typed.with_method_defaults(cluster.as_ref(), |f| f == "lr").unwrap();
+        assert_eq!(got.lr, PretrainConfig::default().lr);
+        assert_eq!((got.batch, &got.arch), (own.batch, &own.arch));
+        // a method without defaults of its own changes nothing
+        let ae = method_by_name("ae").unwrap();
+        let cfg = PretrainConfig { lr: 0.1, ..Default::default() };
+        assert_eq!(cfg.clone().with_method_defaults(ae.as_ref(), |_| false).unwrap(), cfg);
+    }
+}

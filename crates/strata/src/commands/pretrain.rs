@@ -2,6 +2,7 @@
 
 use crate::observer::Progress;
 use anyhow::Result;
+use clap::CommandFactory;
 use strata_run::pipeline::{self, PretrainRequest};
 use strata_train::PretrainConfig;
 
@@ -12,8 +13,10 @@ pub struct Args {
     /// (`PATH` or `PATH:train|test`; labels, if any, are ignored).
     #[arg(long)]
     pub data: String,
-    /// Pretraining method.
-    #[arg(long, default_value = "ae", value_parser = clap::builder::PossibleValuesParser::new(strata_train::method_names()))]
+    /// Pretraining method. A method starts from its own defaults where they differ from the
+    /// ones shown here (cluster: --arch conv32-bn-pool,conv64-bn-pool,dense128 --batch 128
+    /// --lr 5e-4); a flag given always wins, and the manifest records what was used.
+    #[arg(long, default_value = "cluster", value_parser = clap::builder::PossibleValuesParser::new(strata_train::method_names()))]
     pub method: String,
     #[command(flatten)]
     pub cfg: PretrainConfig,
@@ -24,15 +27,30 @@ pub struct Args {
     pub run: crate::flags::RunArgs,
 }
 
+/// The `pretrain` flags `argv` sets itself (typed or from `--config`), by field name: what
+/// the method's own defaults must not replace.
+fn given_flags(argv: &[String]) -> Vec<String> {
+    let command = crate::cli::Cli::command().mut_subcommands(|s| s.args_override_self(true));
+    let Ok(matches) = command.try_get_matches_from(argv) else { return vec![] };
+    let Some(m) = matches.subcommand_matches("pretrain") else { return vec![] };
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
+}
+
 /// Runs `strata pretrain`.
 pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+    let method = strata_train::method_by_name(&a.method)?;
+    let given = given_flags(&argv);
+    let cfg = a.cfg.with_method_defaults(method.as_ref(), |field| given.iter().any(|g| g == field))?;
     let req = PretrainRequest {
         data: a.data,
         method: a.method,
         out: a.run.out,
         force: a.run.force,
         max_images: a.max_images,
-        cfg: a.cfg,
+        cfg,
         device: a.run.device,
         argv,
         control: a.run.checkpoints.control()?,
