@@ -53,15 +53,38 @@ fn yes() -> bool {
     true
 }
 
-/// A pretraining method and its settings (`strata pretrain`'s flags as snake_case keys).
+/// A pretraining method and its settings (`strata pretrain`'s flags as snake_case keys; the
+/// method's own defaults where a key is absent, as on the command line).
 #[derive(Debug, Deserialize)]
+#[serde(try_from = "MethodRow")]
 struct Method {
     name: String,
     /// the row's and run directories' name when one method appears twice (default: `name`)
+    label: Option<String>,
+    settings: PretrainConfig,
+}
+
+/// A `[[methods]]` table as written.
+#[derive(Deserialize)]
+struct MethodRow {
+    name: String,
     #[serde(default)]
     label: Option<String>,
     #[serde(flatten)]
-    settings: PretrainConfig,
+    settings: toml::Table,
+}
+
+impl TryFrom<MethodRow> for Method {
+    type Error = String;
+    fn try_from(row: MethodRow) -> std::result::Result<Self, String> {
+        let method = strata_train::method_by_name(&row.name).map_err(|e| e.to_string())?;
+        let given: Vec<String> = row.settings.keys().cloned().collect();
+        let typed = PretrainConfig::deserialize(toml::Value::Table(row.settings)).map_err(|e| e.to_string())?;
+        let settings = typed
+            .with_method_defaults(method.as_ref(), |key| given.iter().any(|g| g == key))
+            .map_err(|e| e.to_string())?;
+        Ok(Self { name: row.name, label: row.label, settings })
+    }
 }
 
 impl Method {

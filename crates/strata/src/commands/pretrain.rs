@@ -15,7 +15,8 @@ pub struct Args {
     pub data: String,
     /// Pretraining method. A method starts from its own defaults where they differ from the
     /// ones shown here (cluster: --arch conv32-bn-pool,conv64-bn-pool,dense128 --batch 128
-    /// --lr 5e-4); a flag given always wins, and the manifest records what was used.
+    /// --lr 5e-4; gan: DCGAN's --arch conv64k5s2-leaky0.2,conv128k5s2-bn-leaky0.2,dense128-leaky0.2
+    /// --lr 2e-4); a flag given always wins, and the manifest records what was used.
     #[arg(long, default_value = "cluster", value_parser = clap::builder::PossibleValuesParser::new(strata_train::method_names()))]
     pub method: String,
     #[command(flatten)]
