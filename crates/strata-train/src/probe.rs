@@ -9,6 +9,7 @@ use crate::step::{BatchSchedule, checked_loss, cross_entropy, validate_optim};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use strata_data::{Dataset, Normalization};
@@ -65,11 +66,15 @@ pub struct ProbeConfig {
     /// Seed of the label subset, the linear layer and the data order.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = ProbeConfig::default().seed))]
     pub seed: u64,
+    /// Read every convolutional block's output pooled to a 4x4 grid, concatenated (DCGAN's way
+    /// of probing a discriminator), instead of the top block's output.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub pooled: bool,
 }
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        Self { k: None, temperature: 0.07, steps: 1000, lr: 1e-2, batch: 256, seed: 0 }
+        Self { k: None, temperature: 0.07, steps: 1000, lr: 1e-2, batch: 256, seed: 0, pooled: false }
     }
 }
 
@@ -141,6 +146,40 @@ pub fn features(
     let (mut values, mut dim) = (Vec::new(), 0);
     for chunk in rows.chunks(256) {
         let out = forward_stack(&blocks, Features::Map(batcher.inputs(chunk, device))).flat();
+        dim = out.dims()[1];
+        values.extend(out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default());
+    }
+    FeatureMatrix { values, dim }
+}
+
+/// Side of the grid each block's map is pooled to by [`pooled_features`] (DCGAN's 4x4).
+const POOL_GRID: usize = 4;
+
+/// DCGAN's reading of a backbone (Radford et al. 2016, section 5.1): the output of every
+/// convolutional block of `blocks` pooled to a 4x4 grid, flattened and concatenated; dense
+/// blocks add nothing (a backbone without a map gives its top output). DCGAN max-pools; burn
+/// offers adaptive pooling by average only, which this uses (maps of 14 and 7 pixels do not
+/// split into equal 4x4 windows).
+pub fn pooled_features(
+    blocks: &[Block],
+    data: &Dataset,
+    rows: &[usize],
+    norm: &Normalization,
+    device: &Device,
+) -> FeatureMatrix {
+    let blocks: Vec<Block> = blocks.iter().map(|b| b.valid()).collect();
+    let batcher = Batcher::new(data, norm);
+    let (mut values, mut dim) = (Vec::new(), 0);
+    for chunk in rows.chunks(256) {
+        let mut x = Features::Map(batcher.inputs(chunk, device));
+        let mut parts = Vec::new();
+        for b in &blocks {
+            x = b.forward(x);
+            if let Features::Map(m) = &x {
+                parts.push(adaptive_avg_pool2d(m.clone(), [POOL_GRID, POOL_GRID]).flatten(1, 3));
+            }
+        }
+        let out = if parts.is_empty() { x.flat() } else { Tensor::cat(parts, 1) };
         dim = out.dims()[1];
         values.extend(out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default());
     }
@@ -424,6 +463,44 @@ pub fn linear(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pooled_features_concatenate_every_conv_block_at_4x4() {
+        let device = Device::default();
+        let data = Dataset {
+            images: (0..6 * 64).map(|i| (i * 37 % 251) as u8).collect(),
+            shape: strata_data::ImageShape::new(1, 8, 8),
+            labels: None,
+            class_names: vec![],
+            source: "toy".into(),
+        };
+        let norm = Normalization::fit(&data);
+        let arch = strata_nn::ArchSpec::parse("conv2-pool,conv3-pool,dense4").unwrap();
+        let blocks = seeded(&device, 3, || {
+            strata_nn::block::build_stack(&arch.blocks, strata_nn::FeatureShape::Map(1, 8, 8), &device).unwrap()
+        });
+        let rows: Vec<usize> = (0..6).collect();
+        let pooled = pooled_features(&blocks, &data, &rows, &norm, &device);
+        // 2 x 4x4 (already 4x4: pooled unchanged) + 3 x 4x4 (2x2 spread over the grid); dense: none
+        assert_eq!(pooled.dim, 2 * 16 + 3 * 16);
+        let first = features(&blocks[..1], &data, &rows, &norm, &device);
+        assert_eq!(first.dim, 32);
+        for r in 0..6 {
+            let (p, f) = (&pooled.row(r)[..32], first.row(r));
+            assert!(p.iter().zip(f).all(|(a, b)| (a - b).abs() < 1e-6), "row {r}: the first block's map itself");
+        }
+        let second = features(&blocks[..2], &data, &rows, &norm, &device);
+        for r in 0..6 {
+            // each 2x2 cell covers a 2x2 patch of the 4x4 grid: its value, four times
+            let (p, f) = (&pooled.row(r)[32..], second.row(r));
+            for c in 0..3 {
+                for (y, x) in [(0, 0), (1, 3), (3, 1), (2, 2)] {
+                    let want = f[c * 4 + (y / 2) * 2 + x / 2];
+                    assert!((p[c * 16 + y * 4 + x] - want).abs() < 1e-6, "row {r} channel {c} at {y},{x}");
+                }
+            }
+        }
+    }
 
     /// Two clusters around (1, 0, 0) and (0, 1, 0), slightly perturbed.
     fn clusters(n: usize) -> (FeatureMatrix, Vec<u32>) {

@@ -62,9 +62,10 @@ pub fn run(a: Args) -> Result<()> {
     let blocks = load_backbone(parent.bytes.clone(), &parent.run.weights_path(), &parent.arch, m.input, k, device)?;
     let labels = train.require_labels()?;
     let t0 = std::time::Instant::now();
-    let train_f = probe::features(&blocks, train, rows, &m.normalization, device);
+    let read = if cfg.pooled { probe::pooled_features } else { probe::features };
+    let train_f = read(&blocks, train, rows, &m.normalization, device);
     let all_test: Vec<usize> = (0..test.len()).collect();
-    let test_f = probe::features(&blocks, test, &all_test, &m.normalization, device);
+    let test_f = read(&blocks, test, &all_test, &m.normalization, device);
     let feature_s = t0.elapsed().as_secs_f64();
     let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
     let truth = test.require_labels()?;
@@ -75,17 +76,18 @@ pub fn run(a: Args) -> Result<()> {
             println!(
                 "{}",
                 serde_json::json!({
-                    "run": a.run, "method": method, "probe": what, "reuse": k, "feature_dim": train_f.dim,
+                    "run": a.run, "method": method, "probe": what, "reuse": k, "feature_dim": train_f.dim, "pooled": cfg.pooled,
                     "train_images": images, "test_images": test.len(), "accuracy": e.accuracy,
                     "macro_f1": e.macro_f1, "seconds": t, "feature_seconds": feature_s, "k": k_used,
                 })
             );
         } else {
             println!(
-                "{what:<28} accuracy {:.2}%  on {} test images; {images} training images, {} features from {k} block(s); {t:.1} s (+{feature_s:.1} s features)",
+                "{what:<28} accuracy {:.2}%  on {} test images; {images} training images, {} features from {k} block(s){}; {t:.1} s (+{feature_s:.1} s features)",
                 100.0 * e.accuracy,
                 test.len(),
                 train_f.dim,
+                if cfg.pooled { " (each conv block pooled to 4x4)" } else { "" },
             );
         }
     };
@@ -120,7 +122,7 @@ pub fn run(a: Args) -> Result<()> {
     if !a.no_ceiling && rows.len() < train.len() {
         let t = std::time::Instant::now();
         let every: Vec<usize> = (0..train.len()).collect();
-        let all_f = probe::features(&blocks, train, &every, &m.normalization, device);
+        let all_f = read(&blocks, train, &every, &m.normalization, device);
         let k_all = cfg.k.unwrap_or(CEILING_K);
         let pred = probe::knn(&all_f, labels, &test_f, classes, (k_all, cfg.temperature), device);
         let what = format!("ceiling: kNN, all labels (k={k_all})");
