@@ -58,6 +58,18 @@ pub enum Command {
     Bench(commands::bench::Args),
 }
 
+/// The flags of `command` that `argv` sets itself (typed, or expanded from `--config`), by
+/// field name: settings a method's own defaults must not replace.
+fn given_flags(argv: &[String], command: &str) -> Vec<String> {
+    let parser = <Cli as clap::CommandFactory>::command().mut_subcommands(|s| s.args_override_self(true));
+    let Ok(matches) = parser.try_get_matches_from(argv) else { return vec![] };
+    let Some(m) = matches.subcommand_matches(command) else { return vec![] };
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.as_str().to_string())
+        .collect()
+}
+
 /// Runs the parsed command; `argv` (with `--config` and `--resume` expanded) is recorded in
 /// the run's manifest and job file.
 pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
@@ -66,7 +78,10 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
     })?;
     strata_ops::set_implementation(conv);
     match cli.command {
-        Command::Pretrain(a) => commands::pretrain::run(a, argv),
+        Command::Pretrain(a) => {
+            let given = given_flags(&argv, "pretrain");
+            commands::pretrain::run(a, argv, &given)
+        }
         Command::Train(a) => commands::train::run(a, argv),
         Command::Finetune(a) => commands::finetune::run(a, argv),
         Command::Search(a) => commands::search::run(a, argv),

@@ -93,6 +93,8 @@ impl PretrainConfig {
     /// `given` says was not chosen by the user (typed, or in a `--config` file): a flag given
     /// always wins. `given` receives the field name (`lr`, `arch`).
     pub fn with_method_defaults(self, method: &dyn Pretrainer, given: impl Fn(&str) -> bool) -> Result<Self> {
+        // a value JSON cannot hold (NaN) is refused here, naming its flag, not mangled below
+        self.validate()?;
         let json =
             |cfg: &Self| serde_json::to_value(cfg).map_err(|e| TrainError::config("settings", e, "report a bug"));
         let (base, theirs, mut mine) = (json(&Self::default())?, json(&method.defaults())?, json(&self)?);

@@ -2,7 +2,6 @@
 
 use crate::observer::Progress;
 use anyhow::Result;
-use clap::CommandFactory;
 use strata_run::pipeline::{self, PretrainRequest};
 use strata_train::PretrainConfig;
 
@@ -28,22 +27,10 @@ pub struct Args {
     pub run: crate::flags::RunArgs,
 }
 
-/// The `pretrain` flags `argv` sets itself (typed or from `--config`), by field name: what
-/// the method's own defaults must not replace.
-fn given_flags(argv: &[String]) -> Vec<String> {
-    let command = crate::cli::Cli::command().mut_subcommands(|s| s.args_override_self(true));
-    let Ok(matches) = command.try_get_matches_from(argv) else { return vec![] };
-    let Some(m) = matches.subcommand_matches("pretrain") else { return vec![] };
-    m.ids()
-        .filter(|id| m.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
-        .map(|id| id.as_str().to_string())
-        .collect()
-}
-
-/// Runs `strata pretrain`.
-pub fn run(a: Args, argv: Vec<String>) -> Result<()> {
+/// Runs `strata pretrain`; `given` names the settings the user chose (typed or from
+/// `--config`), which the method's own defaults leave alone.
+pub fn run(a: Args, argv: Vec<String>, given: &[String]) -> Result<()> {
     let method = strata_train::method_by_name(&a.method)?;
-    let given = given_flags(&argv);
     let cfg = a.cfg.with_method_defaults(method.as_ref(), |field| given.iter().any(|g| g == field))?;
     let req = PretrainRequest {
         data: a.data,
