@@ -359,7 +359,7 @@ fn main() -> Result<()> {
     // the same runs as one page, through strata report's code (its table and this one agree)
     let page = strata_run::report::html(std::slice::from_ref(&cfg.out))?;
     std::fs::write(cfg.out.join("report.html"), page)?;
-    eprintln!("wrote {}/results.md, results.csv, accuracy.png and report.html", cfg.out.display());
+    eprintln!("wrote {}/results.md, results.csv, accuracy.png, compute.png and report.html", cfg.out.display());
     Ok(())
 }
 
@@ -442,10 +442,35 @@ fn write_results(
         log_x: true,
         scatter: false,
     };
+    // what more pretraining buys: each row's fine-tuned accuracy at its pretraining minutes,
+    // scratch at 0 (points, not lines: the rows may be different methods)
+    let compute = Plot {
+        title: "MNIST test accuracy vs pretraining time".into(),
+        x_label: "pretraining minutes on this machine (scratch: 0)".into(),
+        y_label: "fine-tuned accuracy %".into(),
+        series: cfg
+            .labels_per_class
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Series {
+                name: format!("{} labels", n * 10),
+                points: table
+                    .iter()
+                    .filter_map(|(_, secs, cells)| {
+                        let acc = 100.0 * column(&cells[i], |f| f.finetuned).0;
+                        Some((secs.unwrap_or(0.0) / 60.0, acc)).filter(|(m, a)| m.is_finite() && a.is_finite())
+                    })
+                    .collect(),
+            })
+            .collect(),
+        log_x: false,
+        scatter: true,
+    };
     std::fs::create_dir_all(&cfg.out)?;
     std::fs::write(cfg.out.join("results.md"), &md)?;
     std::fs::write(cfg.out.join("results.csv"), csv)?;
     std::fs::write(cfg.out.join("accuracy.png"), plot.to_png()?)?;
+    std::fs::write(cfg.out.join("compute.png"), compute.to_png()?)?;
     Ok(md)
 }
 
