@@ -141,15 +141,7 @@ pub fn features(
     norm: &Normalization,
     device: &Device,
 ) -> FeatureMatrix {
-    let blocks: Vec<Block> = blocks.iter().map(|b| b.valid()).collect();
-    let batcher = Batcher::new(data, norm);
-    let (mut values, mut dim) = (Vec::new(), 0);
-    for chunk in rows.chunks(256) {
-        let out = forward_stack(&blocks, Features::Map(batcher.inputs(chunk, device))).flat();
-        dim = out.dims()[1];
-        values.extend(out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default());
-    }
-    FeatureMatrix { values, dim }
+    read_features(blocks, data, rows, norm, device, |blocks, x| forward_stack(blocks, Features::Map(x)).flat())
 }
 
 /// Side of the grid each block's map is pooled to by [`pooled_features`] (DCGAN's 4x4).
@@ -167,19 +159,34 @@ pub fn pooled_features(
     norm: &Normalization,
     device: &Device,
 ) -> FeatureMatrix {
-    let blocks: Vec<Block> = blocks.iter().map(|b| b.valid()).collect();
-    let batcher = Batcher::new(data, norm);
-    let (mut values, mut dim) = (Vec::new(), 0);
-    for chunk in rows.chunks(256) {
-        let mut x = Features::Map(batcher.inputs(chunk, device));
+    read_features(blocks, data, rows, norm, device, |blocks, x| {
+        let mut x = Features::Map(x);
         let mut parts = Vec::new();
-        for b in &blocks {
+        for b in blocks {
             x = b.forward(x);
             if let Features::Map(m) = &x {
                 parts.push(adaptive_avg_pool2d(m.clone(), [POOL_GRID, POOL_GRID]).flatten(1, 3));
             }
         }
-        let out = if parts.is_empty() { x.flat() } else { Tensor::cat(parts, 1) };
+        if parts.is_empty() { x.flat() } else { Tensor::cat(parts, 1) }
+    })
+}
+
+/// `read`'s rows (batch x features) for `rows` of `data`, in chunks, with `blocks` in
+/// inference mode.
+fn read_features(
+    blocks: &[Block],
+    data: &Dataset,
+    rows: &[usize],
+    norm: &Normalization,
+    device: &Device,
+    read: impl Fn(&[Block], Tensor<4>) -> Tensor<2>,
+) -> FeatureMatrix {
+    let blocks: Vec<Block> = blocks.iter().map(|b| b.valid()).collect();
+    let batcher = Batcher::new(data, norm);
+    let (mut values, mut dim) = (Vec::new(), 0);
+    for chunk in rows.chunks(256) {
+        let out = read(&blocks, batcher.inputs(chunk, device));
         dim = out.dims()[1];
         values.extend(out.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default());
     }
