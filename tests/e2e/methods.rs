@@ -103,6 +103,12 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert_eq!(lines[0]["method"], "cluster", "{out}");
     let acc = lines[0]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc), "{acc}");
+    // the pooled reading has no cluster head to feed: refused, naming the flag
+    let e = fails(&["probe", p, "--train", d, "--test", &test, "--method", "cluster", "--pooled"]);
+    assert!(e.contains("--pooled") && e.contains("--method cluster"), "{e}");
+    let out = ok(&["probe", p, "--train", d, "--test", &test, "--method", "ncm", "--pooled", "--json"]);
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!((line["pooled"].as_bool(), line["feature_dim"].as_u64()), (Some(true), Some(4 * 16)), "{out}");
     // a run without cluster heads is refused, naming what the probe needs
     let ae = tmp.path().join("ae");
     ok(&[&base[..], &["--method", "ae", "--out", ae.to_str().unwrap()]].concat());

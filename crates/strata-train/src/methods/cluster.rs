@@ -223,7 +223,7 @@ impl Pretrainer for Cluster {
     /// not fitted to MNIST.
     fn defaults(&self) -> PretrainConfig {
         PretrainConfig {
-            arch: ArchSpec::parse(BATCH_NORM_ARCH).unwrap_or_else(|_| ArchSpec::reference()),
+            arch: ArchSpec::parse(BATCH_NORM_ARCH).expect("BATCH_NORM_ARCH is a valid spec"),
             batch: 128,
             lr: 5e-4,
             ..PretrainConfig::default()

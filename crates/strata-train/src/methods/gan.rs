@@ -298,7 +298,7 @@ impl Pretrainer for Gan {
     /// overlap enough to avoid it. Generic choices, not fitted to MNIST.
     fn defaults(&self) -> PretrainConfig {
         PretrainConfig {
-            arch: ArchSpec::parse(DCGAN_ARCH).unwrap_or_else(|_| ArchSpec::reference()),
+            arch: ArchSpec::parse(DCGAN_ARCH).expect("DCGAN_ARCH is a valid spec"),
             lr: 2e-4,
             ..PretrainConfig::default()
         }

@@ -213,6 +213,8 @@ mod tests {
         let cluster = method_by_name("cluster").unwrap();
         let own = cluster.defaults();
         assert_ne!(own, PretrainConfig::default(), "cluster has defaults of its own");
+        assert_eq!(own.arch.to_string(), cluster::BATCH_NORM_ARCH);
+        assert_eq!(method_by_name("gan").unwrap().defaults().arch.to_string(), gan::DCGAN_ARCH);
         // nothing given: the method's defaults, every other setting as typed
         let typed = PretrainConfig { epochs: 3, seed: 7, ..Default::default() };
         let got = typed.clone().with_method_defaults(cluster.as_ref(), |_| false).unwrap();

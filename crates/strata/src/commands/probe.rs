@@ -1,7 +1,7 @@
 //! `strata probe`: how good are a run's frozen features, without fine-tuning?
 
 use crate::flags::LabeledData;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use strata_run::stage2::Stage2;
 use strata_train::Evaluation;
@@ -43,6 +43,11 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let cfg = a.cfg;
     cfg.validate()?;
+    if cfg.pooled && a.method.contains(&ProbeMethod::Cluster) {
+        bail!(
+            "--pooled cannot be used with --method cluster: the cluster head reads the top block's output; probe the clusters without --pooled"
+        );
+    }
     let subset = a.data.labels()?;
     let test_spec = a.data.test.as_deref().context("--test: the probe needs labeled test images to score")?;
     // the probed run plays the parent: same loading, class selection and shape checks as stage two
