@@ -17,6 +17,7 @@ fn every_method_pretrains_leaves_its_pictures_and_fine_tunes() {
         ("rotation", vec![]),
         ("siamese", vec![]),
         ("cluster", vec![]),
+        ("contrastive", vec![]),
     ] {
         let pre = tmp.path().join(method);
         ok(&[
@@ -116,4 +117,22 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert!(e.contains("cluster_heads") && e.contains("--method cluster"), "{e}");
     let e = fails(&[&base[..], &["--method", "cluster", "--sub-heads", "9", "--out", &format!("{p}2")]].concat());
     assert!(e.contains("--sub-heads"), "{e}");
+    // stage two can start from the clusters: with no step the classifier is the matched head
+    let ft = tmp.path().join("ft");
+    let f = ft.to_str().unwrap();
+    let tune = ["finetune", "--train", d, "--test", &test, "--labels-per-class", "5", "--out", f, "--force", "-q"];
+    let zero = ["--head-init", "clusters", "--frozen-steps", "0", "--unfreeze-steps", "0"];
+    let e = fails(&[&tune[..], &zero, &["--from", p]].concat());
+    assert!(e.contains("--clusters 10"), "4 clusters cannot name 10 classes: {e}");
+    let e = fails(&[&tune[..], &zero, &["--from", ae.to_str().unwrap()]].concat());
+    assert!(e.contains("cluster_heads"), "{e}");
+    let pre10 = tmp.path().join("cluster10");
+    ok(&[&base[..], &["--method", "cluster", "--sub-heads", "2", "--out", pre10.to_str().unwrap()]].concat());
+    ok(&[&tune[..], &zero, &["--from", pre10.to_str().unwrap()]].concat());
+    let m = manifest(&ft);
+    assert_eq!(m["config"]["finetune"]["head_init"], "clusters", "{}", m["config"]);
+    assert!(m["metrics"]["test_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{}", m["metrics"]);
+    let e =
+        fails(&[&tune[..], &["--head-init", "clusters", "--head", "8", "--from", pre10.to_str().unwrap()]].concat());
+    assert!(e.contains("--head") && e.contains("--head-init random"), "{e}");
 }

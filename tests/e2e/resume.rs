@@ -136,6 +136,21 @@ fn cluster_resumed_equals_the_uninterrupted_run() {
 }
 
 #[test]
+fn contrastive_with_cluster_heads_resumed_equals_the_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tiny_mnist(&tmp.path().join("d"), 150, 10);
+    let mut whole = pretrain_req(&d, "contrastive", tmp.path().join("whole"), 3);
+    whole.cfg.contrastive.cluster_weight = 1.0;
+    pretrain_with_stops(&whole, &[], None);
+    let cut = PretrainRequest { out: tmp.path().join("cut"), ..whole.clone() };
+    pretrain_with_stops(&cut, &[7, 3], None);
+    assert_same_runs(&whole.out, &cut.out, &["model.safetensors"]);
+    let m = crate::common::manifest(&whole.out);
+    assert_eq!(m["metrics"]["cluster_sizes"], crate::common::manifest(&cut.out)["metrics"]["cluster_sizes"]);
+    assert!(m["metrics"]["final_twin_accuracy"].as_f64().is_some(), "{}", m["metrics"]);
+}
+
+#[test]
 fn gan_resumed_equals_the_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tiny_mnist(&tmp.path().join("d"), 96, 10);

@@ -83,7 +83,17 @@ fn tune(
     let backbone = BackbonePlan::from_parent(&ArchSpec::parse(ARCH).unwrap(), &cfg.surgery(), input()).unwrap();
     let head = HeadSpec { hidden: vec![], classes: 3 };
     let device = Device::flex();
-    let job = FinetuneJob { cfg, backbone: &backbone, head: &head, train: d, rows, norm, device: &device, eval: None };
+    let job = FinetuneJob {
+        cfg,
+        backbone: &backbone,
+        head: &head,
+        train: d,
+        rows,
+        norm,
+        device: &device,
+        eval: None,
+        clusters: None,
+    };
     strata_train::finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut strata_train::recorder::Discard).unwrap()
 }
 

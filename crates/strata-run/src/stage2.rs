@@ -7,7 +7,9 @@ use std::path::Path;
 use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
 use strata_train::finetune::FinetuneOutcome;
+use strata_train::finetune::HeadInit;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind};
+use strata_train::methods::cluster::ClusterHead;
 use strata_train::reuse::load_backbone;
 use strata_train::{BackbonePlan, DeviceChoice, FinetuneConfig, FinetuneJob, Init, Observer, RunDir, RunWriter};
 
@@ -202,6 +204,12 @@ impl Stage2 {
             )?),
             _ => Init::Scratch,
         };
+        let clusters = match &self.parent {
+            Some(p) if cfg.head_init == HeadInit::Clusters && !plan.is_scratch() => {
+                Some(ClusterHead::of_run(&p.bytes, &p.run.weights_path(), &p.run.manifest)?)
+            }
+            _ => None,
+        };
         let job = FinetuneJob {
             cfg,
             backbone: plan,
@@ -211,6 +219,7 @@ impl Stage2 {
             norm: self.norm(plan),
             device: &self.device,
             eval,
+            clusters: clusters.as_ref(),
         };
         strata_train::finetune(init, &job, observer, log)
     }

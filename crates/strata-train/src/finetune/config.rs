@@ -34,8 +34,10 @@ pub struct FinetuneConfig {
     /// Hidden layers of the new head, e.g. `256` or `256,128` (default: output layer only).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.head.clone()))]
     pub head: HiddenLayers,
-    /// How the output layer starts: random, or prototype (each class's mean feature, so the
-    /// head is a nearest-class-mean classifier before any step; with 0 steps it stays one).
+    /// How the output layer starts: random; prototype (each class's mean feature, so the
+    /// head is a nearest-class-mean classifier before any step; with 0 steps it stays one); or
+    /// clusters (a `cluster` parent's kept head, its clusters matched to the classes by the
+    /// labeled images; scratch starts random).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.head_init))]
     pub head_init: HeadInit,
     /// Optimiser steps with the reused blocks frozen (head and new blocks only).
@@ -242,12 +244,28 @@ impl FinetuneConfig {
                 "use a multiplier per block in (0, 1], e.g. 0.5 (1 = the same rate for every unfrozen block)",
             ));
         }
-        if self.steps() == 0 && self.head_init != HeadInit::Prototype {
+        if self.steps() == 0 && self.head_init == HeadInit::Random {
             return Err(TrainError::config(
                 "--steps",
                 0,
-                "train for at least one step (only --head-init prototype makes a classifier without training)",
+                "train for at least one step (only --head-init prototype or clusters makes a classifier without training)",
             ));
+        }
+        if self.head_init == HeadInit::Clusters {
+            // the cluster head reads the parent's whole backbone, as the parent trained it
+            let surgery = [
+                ("--drop-top", (self.drop_top > 0).then(|| self.drop_top.to_string())),
+                ("--replace-top", (self.replace_top > 0).then(|| self.replace_top.to_string())),
+                ("--add-hidden", self.add_hidden.as_ref().map(ToString::to_string)),
+                ("--head", (!self.head.0.is_empty()).then(|| self.head.to_string())),
+            ];
+            if let Some((flag, Some(value))) = surgery.iter().find(|(_, set)| set.is_some()) {
+                return Err(TrainError::config(
+                    flag,
+                    value,
+                    "--head-init clusters puts the parent's cluster head on its whole backbone: leave the backbone and head as they are, or use --head-init random",
+                ));
+            }
         }
         if !(self.warmup.is_finite() && (0.0..1.0).contains(&self.warmup)) {
             return Err(TrainError::config("--warmup", self.warmup, "use a share of the phase in [0, 1), e.g. 0.05"));

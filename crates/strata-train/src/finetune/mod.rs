@@ -3,6 +3,7 @@
 //! (all at once or one more at a time, each block lower down at a further reduced rate).
 
 mod cache;
+pub mod clusters;
 pub mod config;
 pub mod phases;
 pub mod prototype;
@@ -20,6 +21,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
 use crate::manifest::PhaseRecord;
+use crate::methods::cluster::ClusterHead;
 use crate::progress::Observer;
 use crate::recorder::Recorder;
 use crate::step::{checked_loss, smoothed_cross_entropy, step_rng};
@@ -95,6 +97,8 @@ pub struct FinetuneJob<'a> {
     pub device: &'a Device,
     /// labeled data scored after each phase
     pub eval: Option<&'a Dataset>,
+    /// the parent's cluster head, read for `--head-init clusters` (None from scratch)
+    pub clusters: Option<&'a ClusterHead>,
 }
 
 /// Name of the checkpoint part holding the finished phases' records.
@@ -255,9 +259,19 @@ pub fn finetune(
     let batcher = Batcher::new(train, norm);
     // loaded blocks live on a plain device; train() puts every parameter under autodiff
     let model = build_model(init, job, batcher.input_shape(), &ad)?;
-    let model = match cfg.head_init {
-        HeadInit::Prototype => prototype::imprint(model, train, norm, rows, device),
-        HeadInit::Random => model,
+    let model = match (cfg.head_init, job.clusters) {
+        (HeadInit::Prototype, _) => prototype::imprint(model, train, norm, rows, device),
+        (HeadInit::Clusters, Some(head)) => clusters::imprint(model, head, train, norm, rows, device)?,
+        // the scratch baseline has no clusters: its head starts random, and must train
+        (HeadInit::Clusters, None) if backbone.is_scratch() && cfg.steps() > 0 => model,
+        (HeadInit::Clusters, None) => {
+            return Err(TrainError::config(
+                "--head-init",
+                "clusters",
+                "needs a parent run of `strata pretrain --method cluster` (--from RUN) and, from scratch, some --frozen-steps or --unfreeze-steps",
+            ));
+        }
+        (HeadInit::Random, _) => model,
     }
     .train();
     let phases = plan(cfg, backbone);
@@ -366,6 +380,7 @@ mod tests {
             norm: &norm,
             device: &device,
             eval: None,
+            clusters: None,
         };
         finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut crate::recorder::Discard).unwrap()
     }
@@ -445,6 +460,7 @@ mod tests {
             norm: &norm,
             device: &device,
             eval: None,
+            clusters: None,
         };
         let model = build_model(Init::Pretrained(parent_blocks(&device)), &job, INPUT, &device).unwrap().train();
         let model = apply_freeze(model, unfrozen);
@@ -491,6 +507,69 @@ mod tests {
         let count: usize =
             weights::layer_table(&out.model).iter().filter(|l| !l.name.contains("running")).map(|l| l.numel).sum();
         assert_eq!(count, (36 + 4 + 8) + (144 + 4 + 8) + (16 * 6 + 6) + (6 * 2 + 2));
+    }
+
+    #[test]
+    fn the_cluster_head_starts_as_the_clusters_named_by_the_labels() {
+        use crate::methods::cluster::{ClusterHead, ClusterNet};
+        use burn::nn::LinearConfig;
+        let device = Device::default();
+        let blocks = parent_blocks(&device);
+        // a cluster run's weights: 2 sub-heads of 2 clusters on the 8 features, head 1 kept
+        let net = seeded(&device, 9, || ClusterNet {
+            backbone: blocks.clone(),
+            cluster_heads: LinearConfig::new(8, 2 * 2).init(&device),
+            overcluster_heads: None,
+        });
+        let head = ClusterHead::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), 1, 2).unwrap();
+        let (data, cfg) = (toy_data(), FinetuneConfig { head_init: HeadInit::Clusters, ..config() });
+        let norm = Normalization::fit(&data);
+        let rows: Vec<usize> = (0..data.len()).collect();
+        let (plan_of, head_spec) = (backbone(&cfg), self::head());
+        let job = FinetuneJob {
+            cfg: &cfg,
+            backbone: &plan_of,
+            head: &head_spec,
+            train: &data,
+            rows: &rows,
+            norm: &norm,
+            device: &device,
+            eval: None,
+            clusters: Some(&head),
+        };
+        let model = build_model(Init::Pretrained(blocks.clone()), &job, INPUT, &device).unwrap();
+        let model = clusters::imprint(model, &head, &data, &norm, &rows, &device).unwrap();
+        // the clusters of each image, named by the matching of clusters to labels
+        let assigned = head.assign(&crate::probe::features(&blocks, &data, &rows, &norm, &device)).unwrap();
+        let labels = data.labels.as_ref().unwrap();
+        let mut counts = vec![vec![0i64; 2]; 2];
+        for (&r, &c) in rows.iter().zip(&assigned) {
+            counts[labels[r] as usize][c] += 1;
+        }
+        let class_of = clusters::matching(&counts);
+        let named: Vec<usize> = assigned.iter().map(|&c| class_of.iter().position(|&k| k == c).unwrap()).collect();
+        let predicted = crate::probe::features(&[model.backbone, model.head].concat(), &data, &rows, &norm, &device);
+        let argmax: Vec<usize> =
+            (0..predicted.rows()).map(|r| if predicted.row(r)[1] > predicted.row(r)[0] { 1 } else { 0 }).collect();
+        assert_eq!(argmax, named);
+        // a head of another width, or hidden head layers, are refused naming the flag
+        let wide = FinetuneConfig { head: "4".parse().unwrap(), ..cfg.clone() };
+        assert!(wide.validate().unwrap_err().to_string().contains("--head"));
+        let three = ClusterHead::load(
+            &weights::to_bytes(&seeded(&device, 9, || ClusterNet {
+                backbone: blocks.clone(),
+                cluster_heads: LinearConfig::new(8, 3).init(&device),
+                overcluster_heads: None,
+            }))
+            .unwrap(),
+            "m".as_ref(),
+            0,
+            1,
+        )
+        .unwrap();
+        let model = build_model(Init::Pretrained(blocks), &job, INPUT, &device).unwrap();
+        let e = clusters::imprint(model, &three, &data, &norm, &rows, &device).unwrap_err().to_string();
+        assert!(e.contains("--clusters 2"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum HeadInit {
     Random,
     /// each class's prototype: the nearest-class-mean classifier of the labeled images
     Prototype,
+    /// the parent `cluster` run's kept head, its clusters matched to the classes
+    Clusters,
 }
 
 impl std::str::FromStr for HeadInit {
@@ -25,7 +27,8 @@ impl std::str::FromStr for HeadInit {
         match s {
             "random" => Ok(Self::Random),
             "prototype" => Ok(Self::Prototype),
-            _ => Err(format!("unknown head init `{s}`; use random or prototype")),
+            "clusters" => Ok(Self::Clusters),
+            _ => Err(format!("unknown head init `{s}`; use random, prototype or clusters")),
         }
     }
 }
@@ -35,6 +38,7 @@ impl std::fmt::Display for HeadInit {
         f.write_str(match self {
             Self::Random => "random",
             Self::Prototype => "prototype",
+            Self::Clusters => "clusters",
         })
     }
 }
@@ -88,7 +92,7 @@ pub(super) fn imprint(
 }
 
 /// A tensor holding `values`, on `old`'s device and with its gradient requirement.
-fn replaced<const D: usize>(old: Tensor<D>, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+pub(super) fn replaced<const D: usize>(old: Tensor<D>, values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
     let grad = old.is_require_grad();
     Tensor::<D>::from_data(TensorData::new(values, shape), &old.device()).set_require_grad(grad)
 }

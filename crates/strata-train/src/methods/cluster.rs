@@ -7,7 +7,6 @@
 
 use super::epochs::{Figures, Objective, one_model_checkpoint, run_epochs, trained};
 use super::mutual_info::{ClusterReport, best_head, negative_mutual_information};
-use super::views::ViewSettings;
 use super::{Job, Log, PretrainConfig, PretrainOutcome, Pretrainer};
 use crate::batch::Batcher;
 use crate::engine::{Plan, Window};
@@ -51,17 +50,13 @@ pub struct ClusterSettings {
     /// `cluster`: views of each image per step, each paired with the image itself.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = ClusterSettings::default().repeats))]
     pub repeats: usize,
-    /// how the views are drawn
-    #[cfg_attr(feature = "cli", command(flatten))]
-    #[serde(flatten)]
-    pub views: ViewSettings,
 }
 
 impl Default for ClusterSettings {
     /// IIC's MNIST set-up: 10 clusters, 5x over-clustering, 5 sub-heads; 4 views per image
     /// (IIC uses 5) to keep a step's cost near 5 forward passes of the batch.
     fn default() -> Self {
-        Self { clusters: 10, overcluster: 5, sub_heads: 5, repeats: 4, views: ViewSettings::default() }
+        Self { clusters: 10, overcluster: 5, sub_heads: 5, repeats: 4 }
     }
 }
 
@@ -84,7 +79,7 @@ impl ClusterSettings {
         if !(1..=16).contains(&self.repeats) {
             return Err(TrainError::config("--repeats", self.repeats, "use between 1 and 16 views per image"));
         }
-        self.views.validate()
+        Ok(())
     }
 }
 
@@ -124,29 +119,6 @@ struct Clustering<'a> {
     report: Option<(usize, ClusterReport)>,
 }
 
-impl Clustering<'_> {
-    /// The chosen sub-head's clusters on evenly spaced images, unaugmented, in inference mode.
-    fn count_clusters(&self, head: usize) -> ClusterReport {
-        let Some(model) = &self.model else { unreachable!("the model is put back after every step") };
-        let model = model.valid();
-        let n = self.data.len();
-        let m = n.min(REPORT_IMAGES);
-        let rows: Vec<usize> = (0..m).map(|i| i * n / m).collect();
-        let s = &self.cfg.cluster;
-        let mut assigned = Vec::with_capacity(m);
-        let device = self.device.clone().inner();
-        for chunk in rows.chunks(500) {
-            let h = forward_stack(&model.backbone, Features::Map(self.batcher.inputs(chunk, &device))).flat();
-            let p = ClusterNet::assign(&model.cluster_heads, h, s.sub_heads);
-            let [_, c, k] = p.dims();
-            let best = p.slice([head..head + 1, 0..c, 0..k]).reshape([c, k]).argmax(1);
-            let picked = best.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
-            assigned.extend(picked.into_iter().map(|c| c as usize));
-        }
-        ClusterReport::new(&assigned, s.clusters)
-    }
-}
-
 impl Objective for Clustering<'_> {
     one_model_checkpoint!();
 
@@ -158,7 +130,7 @@ impl Objective for Clustering<'_> {
         // views in repeat-major order: view r of image i sits at r * batch + i
         let views: Vec<Vec<u8>> = (0..s.repeats)
             .flat_map(|_| idx.iter())
-            .map(|&i| s.views.view(data.image(i), data.shape, &mut rng))
+            .map(|&i| cfg.views.view(data.image(i), data.shape, &mut rng))
             .collect();
         // the image itself is the same in every repeat, so one forward pass serves all of them
         // (batch-norm statistics of repeated copies equal those of the unique images)
@@ -181,32 +153,84 @@ impl Objective for Clustering<'_> {
         let lr = cfg.lr * LrSchedule::Cosine.factor(WARMUP, step, self.total_steps);
         self.model = Some(self.optim.step(lr, model, grads));
         let mut figures: Figures = vec![("loss", f64::from(value))];
-        figures.extend(HEAD_FIGURES.iter().zip(&per_head).map(|(name, l)| (*name, -f64::from(*l))));
+        figures.extend(head_figures(&per_head));
         Ok(figures)
     }
 
     fn end_window(&mut self, window: &Window) -> Result<serde_json::Value> {
-        let s = &self.cfg.cluster;
-        let losses: Vec<f64> =
-            HEAD_FIGURES[..s.sub_heads].iter().map(|k| -window.means.get(*k).copied().unwrap_or(f64::NAN)).collect();
-        let head = best_head(&losses);
-        let report = self.count_clusters(head);
-        let warning = report.collapse().map(|why| {
-            format!(
-                "epoch {}: sub-head {head}: {why} — the clusters have collapsed so far; more --epochs, more --repeats or a lower --lr usually help",
-                window.index
-            )
-        });
-        let line = serde_json::json!({
-            "head": head,
-            "head_mi": -losses[head],
-            "effective_clusters": report.effective,
-            "empty_clusters": report.empty,
-            "warning": warning,
-        });
+        let Some(model) = &self.model else { unreachable!("the model is put back after every step") };
+        let model = model.valid();
+        let device = self.device.clone().inner();
+        let (head, report, line) =
+            kept_head(&model.backbone, &model.cluster_heads, self.data, &self.batcher, self.cfg, window, &device);
         self.report = Some((head, report));
         Ok(line)
     }
+}
+
+/// The sub-head with the lowest mean loss over `window` (its `mi_*` figures), how it splits
+/// evenly spaced images (unaugmented, inference mode), and the log line saying so, with a
+/// warning when the clusters look collapsed. Shared by every method with cluster heads.
+pub(super) fn kept_head(
+    backbone: &[Block],
+    heads: &Linear,
+    data: &Dataset,
+    batcher: &Batcher,
+    cfg: &PretrainConfig,
+    window: &Window,
+    device: &Device,
+) -> (usize, ClusterReport, serde_json::Value) {
+    let s = &cfg.cluster;
+    let losses: Vec<f64> =
+        HEAD_FIGURES[..s.sub_heads].iter().map(|k| -window.means.get(*k).copied().unwrap_or(f64::NAN)).collect();
+    let head = best_head(&losses);
+    let n = data.len();
+    let m = n.min(REPORT_IMAGES);
+    let rows: Vec<usize> = (0..m).map(|i| i * n / m).collect();
+    let mut assigned = Vec::with_capacity(m);
+    for chunk in rows.chunks(500) {
+        let h = forward_stack(backbone, Features::Map(batcher.inputs(chunk, device))).flat();
+        let p = ClusterNet::assign(heads, h, s.sub_heads);
+        let [_, c, k] = p.dims();
+        let best = p.slice([head..head + 1, 0..c, 0..k]).reshape([c, k]).argmax(1);
+        let picked = best.into_data().convert::<i64>().try_to_vec::<i64>().unwrap_or_default();
+        assigned.extend(picked.into_iter().map(|c| c as usize));
+    }
+    let report = ClusterReport::new(&assigned, s.clusters);
+    let warning = report.collapse().map(|why| {
+        format!(
+            "epoch {}: sub-head {head}: {why} — the clusters have collapsed so far; more --epochs, more --repeats or a lower --lr usually help",
+            window.index
+        )
+    });
+    let line = serde_json::json!({
+        "head": head,
+        "head_mi": -losses[head],
+        "effective_clusters": report.effective,
+        "empty_clusters": report.empty,
+        "warning": warning,
+    });
+    (head, report, line)
+}
+
+/// The manifest figures of the sub-head kept at the end (see [`kept_head`]).
+pub(super) fn kept_head_metrics(metrics: &mut serde_json::Value, kept: Option<&(usize, ClusterReport)>) {
+    if let Some((head, report)) = kept {
+        metrics["chosen_head"] = serde_json::json!(head);
+        metrics["cluster_sizes"] = serde_json::json!(report.sizes);
+        metrics["effective_clusters"] = serde_json::json!(report.effective);
+        metrics["collapse"] = serde_json::json!(report.collapse());
+    }
+}
+
+/// The per-sub-head figures of one step: minus each sub-head's loss as `mi_<i>`.
+pub(super) fn head_figures(per_head: &[f32]) -> Figures {
+    HEAD_FIGURES.iter().zip(per_head).map(|(name, l)| (*name, -f64::from(*l))).collect()
+}
+
+/// Soft assignments of features `h` by every sub-head of `heads` (see [`ClusterNet`]).
+pub(super) fn assign(heads: &Linear, h: Tensor<2>, sub_heads: usize) -> Tensor<3> {
+    ClusterNet::assign(heads, h, sub_heads)
 }
 
 impl Pretrainer for Cluster {
@@ -258,12 +282,7 @@ impl Pretrainer for Cluster {
         };
         let summary = run_epochs(self.name(), cfg, data.len(), 2, &mut objective, observer, log)?;
         let mut metrics = summary.metrics(cfg.batch);
-        if let Some((head, report)) = &objective.report {
-            metrics["chosen_head"] = serde_json::json!(head);
-            metrics["cluster_sizes"] = serde_json::json!(report.sizes);
-            metrics["effective_clusters"] = serde_json::json!(report.effective);
-            metrics["collapse"] = serde_json::json!(report.collapse());
-        }
+        kept_head_metrics(&mut metrics, objective.report.as_ref());
         PretrainOutcome::new(&trained(objective.model), metrics, vec![])
     }
 }
@@ -308,9 +327,35 @@ impl ClusterHead {
         Ok(Self { weight, bias, dim, width, offset: head * k, k })
     }
 
+    /// Reads the sub-head a cluster run kept (its manifest's `chosen_head`, of its
+    /// `sub_heads`) from that run's weights `bytes` (read from `path`).
+    pub fn of_run(bytes: &[u8], path: &std::path::Path, manifest: &crate::manifest::Manifest) -> Result<Self> {
+        let head = manifest.metrics["chosen_head"].as_u64().unwrap_or(0) as usize;
+        let sub_heads = manifest.config["train"]["sub_heads"].as_u64().unwrap_or(1) as usize;
+        Self::load(bytes, path, head, sub_heads)
+    }
+
     /// Clusters of the head.
     pub fn clusters(&self) -> usize {
         self.k
+    }
+
+    /// Width of the features the head reads.
+    pub fn inputs(&self) -> usize {
+        self.dim
+    }
+
+    /// The kept sub-head as a linear layer of its own: weights `inputs x clusters` (burn's
+    /// layout) and biases, cluster `order[j]` in output `j`.
+    pub fn layer(&self, order: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let n = order.len();
+        let mut weight = vec![0f32; self.dim * n];
+        for i in 0..self.dim {
+            for (j, &c) in order.iter().enumerate() {
+                weight[i * n + j] = self.weight[i * self.width + self.offset + c];
+            }
+        }
+        (weight, order.iter().map(|&c| self.bias[self.offset + c]).collect())
     }
 
     /// The cluster of each row of `f` (the most likely one).

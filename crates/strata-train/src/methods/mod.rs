@@ -3,6 +3,7 @@
 mod ae;
 pub mod artifacts;
 pub mod cluster;
+pub mod contrastive;
 mod corruption;
 mod dae;
 mod epochs;
@@ -22,8 +23,10 @@ use strata_data::{Dataset, Normalization};
 use strata_nn::ArchSpec;
 
 pub use cluster::ClusterSettings;
+pub use contrastive::ContrastiveSettings;
 pub use corruption::{Corruption, NoiseKind};
 pub use siamese::SiameseSettings;
+pub use views::ViewSettings;
 
 /// The settings of stage one, declared once (type, default, `--help` text, validation) for
 /// `strata pretrain`, `demo`, the examples and library callers. Settings only some methods
@@ -59,6 +62,14 @@ pub struct PretrainConfig {
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(flatten)]
     pub cluster: ClusterSettings,
+    /// settings of `contrastive`
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(flatten)]
+    pub contrastive: ContrastiveSettings,
+    /// how the views of `cluster` and `contrastive` are drawn
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(flatten)]
+    pub views: ViewSettings,
 }
 
 impl Default for PretrainConfig {
@@ -73,6 +84,8 @@ impl Default for PretrainConfig {
             corruption: Corruption::default(),
             siamese: SiameseSettings::default(),
             cluster: ClusterSettings::default(),
+            contrastive: ContrastiveSettings::default(),
+            views: ViewSettings::default(),
         }
     }
 }
@@ -84,6 +97,7 @@ impl PretrainConfig {
             return Err(TrainError::config("--epochs", 0, "train for at least 1 epoch"));
         }
         crate::step::validate_optim(self.batch, self.lr)?;
+        self.views.validate()?;
         self.corruption.validate()
     }
 }
@@ -186,6 +200,7 @@ pub fn registry() -> Vec<Box<dyn Pretrainer>> {
         Box::new(rotation::Rotation),
         Box::new(siamese::Siamese),
         Box::new(cluster::Cluster),
+        Box::new(contrastive::Contrastive),
     ]
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use strata_data::ImageShape;
 use strata_data::policy::AugmentPolicy;
 
-/// How strongly each view is distorted (`cluster`).
+/// How strongly each view is distorted (`cluster`, `contrastive`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "cli", derive(clap::Args))]
 #[serde(default)]

@@ -99,12 +99,7 @@ pub fn run(a: Args) -> Result<()> {
     for method in a.method {
         let t = std::time::Instant::now();
         if method == ProbeMethod::Cluster {
-            let head = ClusterHead::load(
-                &parent.bytes,
-                &parent.run.weights_path(),
-                m.metrics["chosen_head"].as_u64().unwrap_or(0) as usize,
-                m.config["train"]["sub_heads"].as_u64().unwrap_or(1) as usize,
-            )?;
+            let head = ClusterHead::of_run(&parent.bytes, &parent.run.weights_path(), m)?;
             let (seen, unseen) = (head.assign(&train_f)?, head.assign(&test_f)?);
             let named = probe::cluster_map(&seen, &train_labels, &unseen, head.clusters(), classes);
             // a cluster none of the labeled images fell into names no class: counted wrong

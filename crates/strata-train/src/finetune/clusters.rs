@@ -1,0 +1,168 @@
+//! The cluster head: an output layer that starts as the kept sub-head of a `cluster` run, its
+//! clusters put in the order of the classes they best match on the labeled images, so the
+//! classifier starts as the clusters named by the labels and the labels then correct it.
+
+use super::prototype::replaced;
+use crate::error::{Result, TrainError};
+use crate::methods::cluster::ClusterHead;
+use crate::probe;
+use burn::tensor::Device;
+use strata_data::{Dataset, Normalization};
+use strata_nn::Classifier;
+
+/// `model` with its output layer set to `head`, cluster `matching(...)[c]` as class `c`.
+pub(super) fn imprint(
+    model: Classifier,
+    head: &ClusterHead,
+    data: &Dataset,
+    norm: &Normalization,
+    rows: &[usize],
+    device: &Device,
+) -> Result<Classifier> {
+    let labels = data.require_labels()?;
+    let classes = data.num_classes();
+    if head.clusters() != classes {
+        return Err(TrainError::config(
+            "--head-init",
+            "clusters",
+            &format!(
+                "the parent's head has {} clusters and the labels {classes} classes; pretrain with --clusters {classes}, or use --head-init random",
+                head.clusters()
+            ),
+        ));
+    }
+    if model.head.len() != 1 {
+        return Err(TrainError::config(
+            "--head",
+            model.head.len() - 1,
+            "--head-init clusters makes the output layer of the cluster head, which reads the backbone itself: no hidden head layers",
+        ));
+    }
+    let features = probe::features(&model.backbone, data, rows, norm, device);
+    let assigned = head.assign(&features)?;
+    let mut counts = vec![vec![0i64; classes]; classes];
+    for (&r, &c) in rows.iter().zip(&assigned) {
+        counts[labels[r] as usize][c] += 1;
+    }
+    let (weight, bias) = head.layer(&matching(&counts));
+    let dim = head.inputs();
+    let Classifier { backbone, mut head } = model;
+    if let Some(linear) = head.last_mut().and_then(|b| b.linear.as_mut()) {
+        linear.weight = linear.weight.clone().map(|t| replaced(t, weight, [dim, classes]));
+        linear.bias = linear.bias.take().map(|b| b.map(|t| replaced(t, bias, [classes])));
+    }
+    Ok(Classifier { backbone, head })
+}
+
+/// The one-to-one matching of rows to columns of the square matrix `score` with the largest
+/// total (the Hungarian method, O(n³)): entry `r` of the result is row `r`'s column. IIC names
+/// its clusters this way; a majority vote could give two clusters the same class.
+pub fn matching(score: &[Vec<i64>]) -> Vec<usize> {
+    // Kuhn-Munkres with potentials on the cost -score; rows and columns counted from 1, and
+    // column 0 is the free column each new row starts from (the standard compact form)
+    let n = score.len();
+    let cost = |i: usize, j: usize| -score[i - 1][j - 1];
+    let (mut u, mut v) = (vec![0i64; n + 1], vec![0i64; n + 1]);
+    let (mut owner, mut way) = (vec![0usize; n + 1], vec![0usize; n + 1]);
+    for i in 1..=n {
+        owner[0] = i;
+        let mut j0 = 0;
+        let mut minv = vec![i64::MAX; n + 1];
+        let mut used = vec![false; n + 1];
+        loop {
+            used[j0] = true;
+            let i0 = owner[j0];
+            let (mut delta, mut j1) = (i64::MAX, 0);
+            for j in 1..=n {
+                if !used[j] {
+                    let cur = cost(i0, j) - u[i0] - v[j];
+                    if cur < minv[j] {
+                        minv[j] = cur;
+                        way[j] = j0;
+                    }
+                    if minv[j] < delta {
+                        delta = minv[j];
+                        j1 = j;
+                    }
+                }
+            }
+            for j in 0..=n {
+                if used[j] {
+                    u[owner[j]] += delta;
+                    v[j] -= delta;
+                } else {
+                    minv[j] -= delta;
+                }
+            }
+            j0 = j1;
+            if owner[j0] == 0 {
+                break;
+            }
+        }
+        while j0 != 0 {
+            let j1 = way[j0];
+            owner[j0] = owner[j1];
+            j0 = j1;
+        }
+    }
+    let mut column = vec![0; n];
+    for j in 1..=n {
+        column[owner[j] - 1] = j - 1;
+    }
+    column
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn total(score: &[Vec<i64>], cols: &[usize]) -> i64 {
+        cols.iter().enumerate().map(|(r, &c)| score[r][c]).sum()
+    }
+
+    /// Every permutation of 0..n (Heap's algorithm).
+    fn permutations(n: usize) -> Vec<Vec<usize>> {
+        fn go(k: usize, a: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+            if k <= 1 {
+                out.push(a.clone());
+                return;
+            }
+            for i in 0..k {
+                go(k - 1, a, out);
+                let j = if k % 2 == 0 { i } else { 0 };
+                a.swap(j, k - 1);
+            }
+        }
+        let mut out = vec![];
+        go(n, &mut (0..n).collect(), &mut out);
+        out
+    }
+
+    #[test]
+    fn matching_finds_the_best_total_of_all_permutations() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for n in 1..=6 {
+            let all = permutations(n);
+            for _ in 0..40 {
+                let score: Vec<Vec<i64>> = (0..n).map(|_| (0..n).map(|_| rng.random_range(0..20)).collect()).collect();
+                let got = matching(&score);
+                let mut seen = got.clone();
+                seen.sort_unstable();
+                assert_eq!(seen, (0..n).collect::<Vec<_>>(), "not a permutation: {got:?}");
+                let best = all.iter().map(|p| total(&score, p)).max().unwrap();
+                assert_eq!(total(&score, &got), best, "{score:?} -> {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_majority_vote_would_name_two_clusters_alike_the_matching_does_not() {
+        // cluster 0 holds most of class 0 and class 1: the majority names it 0 for both
+        let score = vec![vec![9, 2, 0], vec![5, 4, 0], vec![0, 0, 7]];
+        assert_eq!(matching(&score), vec![0, 1, 2]);
+        let score = vec![vec![0, 8, 1], vec![1, 0, 6], vec![5, 0, 0]];
+        assert_eq!(matching(&score), vec![1, 2, 0]);
+    }
+}
