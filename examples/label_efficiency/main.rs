@@ -62,6 +62,11 @@ struct Method {
     /// the row's and run directories' name when one method appears twice (default: `name`)
     label: Option<String>,
     settings: PretrainConfig,
+    /// the label of another row whose pretraining this row fine-tunes (same settings), so two
+    /// stage-two recipes of one pretraining cost one pretraining
+    pretrained: Option<String>,
+    /// stage-two settings of this row over the study's `[finetune]` (e.g. `head_init`)
+    finetune: toml::Table,
 }
 
 /// A `[[methods]]` table as written.
@@ -70,6 +75,10 @@ struct MethodRow {
     name: String,
     #[serde(default)]
     label: Option<String>,
+    #[serde(default)]
+    pretrained: Option<String>,
+    #[serde(default)]
+    finetune: toml::Table,
     #[serde(flatten)]
     settings: toml::Table,
 }
@@ -83,13 +92,21 @@ impl TryFrom<MethodRow> for Method {
         let settings = typed
             .with_method_defaults(method.as_ref(), |key| given.iter().any(|g| g == key))
             .map_err(|e| e.to_string())?;
-        Ok(Self { name: row.name, label: row.label, settings })
+        Ok(Self { name: row.name, label: row.label, settings, pretrained: row.pretrained, finetune: row.finetune })
     }
 }
 
 impl Method {
     fn label(&self) -> &str {
         self.label.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The study's stage-two settings with this row's own over them.
+    fn finetune(&self, study: &FinetuneConfig) -> Result<FinetuneConfig> {
+        let mut table = toml::Table::try_from(study).context("the study's [finetune]")?;
+        table.extend(self.finetune.clone());
+        FinetuneConfig::deserialize(toml::Value::Table(table))
+            .with_context(|| format!("[methods.finetune] of row {}", self.label()))
     }
 }
 
@@ -156,7 +173,7 @@ fn baselines(cfg: &Config) -> Vec<(&'static str, FinetuneConfig, &'static str)> 
 
 /// Where `method`'s pretraining is.
 fn pretrain_out(cfg: &Config, method: &Method) -> PathBuf {
-    cfg.out.join(format!("pretrain-{}", method.label()))
+    cfg.out.join(format!("pretrain-{}", method.pretrained.as_deref().unwrap_or(method.label())))
 }
 
 /// `method`'s pretraining.
@@ -258,12 +275,17 @@ impl Pretrained {
 fn plan(cfg: &Config, args: &[String], stage: &str) -> Result<()> {
     let mut lines: Vec<Vec<String>> = Vec::new();
     match stage {
-        "pretrain" => lines.extend(cfg.methods.iter().map(|m| pretrain_request(cfg, m, false, args).command())),
+        "pretrain" => lines.extend(
+            cfg.methods
+                .iter()
+                .filter(|m| m.pretrained.is_none())
+                .map(|m| pretrain_request(cfg, m, false, args).command()),
+        ),
         "finetune" => {
             let mut rows: Vec<(Option<PathBuf>, String, FinetuneConfig)> =
                 baselines(cfg).into_iter().map(|(_, base, prefix)| (None, prefix.to_string(), base)).collect();
             for m in &cfg.methods {
-                rows.push((Some(pretrain_out(cfg, m)), format!("ft-{}", m.label()), cfg.finetune.clone()));
+                rows.push((Some(pretrain_out(cfg, m)), format!("ft-{}", m.label()), m.finetune(&cfg.finetune)?));
             }
             for (from, prefix, base) in rows {
                 for &n in &cfg.labels_per_class {
@@ -292,7 +314,6 @@ fn main() -> Result<()> {
         return plan(&cfg, &args, args.get(i + 1).map_or("", String::as_str));
     }
     let t0 = Instant::now();
-    let s = &cfg.finetune;
     let study = Study {
         cfg: &cfg,
         args: &args,
@@ -324,6 +345,7 @@ fn main() -> Result<()> {
     for method in &cfg.methods {
         let pre = Pretrained::load(pretrained(&cfg, method, force, &args)?, &study.test)?;
         pool = pre.run.manifest.data.images;
+        let s = method.finetune(&cfg.finetune)?;
         let mut cells = Vec::new();
         for &n in &cfg.labels_per_class {
             let mut cell = Vec::new();

@@ -132,7 +132,12 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     let m = manifest(&ft);
     assert_eq!(m["config"]["finetune"]["head_init"], "clusters", "{}", m["config"]);
     assert!(m["metrics"]["test_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{}", m["metrics"]);
+    let pseudo = ["--cluster-labels", "0.5", "--frozen-steps", "2", "--unfreeze-steps", "2"];
+    ok(&[&tune[..], &pseudo, &["--from", pre10.to_str().unwrap()]].concat());
+    assert_eq!(manifest(&ft)["config"]["finetune"]["cluster_labels"], 0.5);
+    let e = fails(&[&tune[..], &pseudo, &["--from", ae.to_str().unwrap()]].concat());
+    assert!(e.contains("cluster_heads"), "{e}");
     let e =
         fails(&[&tune[..], &["--head-init", "clusters", "--head", "8", "--from", pre10.to_str().unwrap()]].concat());
-    assert!(e.contains("--head") && e.contains("--head-init random"), "{e}");
+    assert!(e.contains("--head") && e.contains("--head-init clusters"), "{e}");
 }

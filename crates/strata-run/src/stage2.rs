@@ -205,7 +205,7 @@ impl Stage2 {
             _ => Init::Scratch,
         };
         let clusters = match &self.parent {
-            Some(p) if cfg.head_init == HeadInit::Clusters && !plan.is_scratch() => {
+            Some(p) if (cfg.head_init == HeadInit::Clusters || cfg.cluster_labels > 0.0) && !plan.is_scratch() => {
                 Some(ClusterHead::of_run(&p.bytes, &p.run.weights_path(), &p.run.manifest)?)
             }
             _ => None,

@@ -1,6 +1,7 @@
-//! The cluster head: an output layer that starts as the kept sub-head of a `cluster` run, its
-//! clusters put in the order of the classes they best match on the labeled images, so the
-//! classifier starts as the clusters named by the labels and the labels then correct it.
+//! A parent's cluster head in stage two: the output layer can start as the kept sub-head,
+//! its clusters put in the order of the classes they best match on the labeled images, so
+//! the classifier starts as the clusters named by the labels; and the unlabeled training
+//! images the head is sure of can join the labeled ones, labeled with their cluster's class.
 
 use super::prototype::replaced;
 use crate::error::{Result, TrainError};
@@ -10,15 +11,16 @@ use burn::tensor::Device;
 use strata_data::{Dataset, Normalization};
 use strata_nn::Classifier;
 
-/// `model` with its output layer set to `head`, cluster `matching(...)[c]` as class `c`.
-pub(super) fn imprint(
-    model: Classifier,
+/// The cluster each class is matched to (entry c: class c's cluster), from the clusters of the
+/// labeled `rows` under `head` on `model`'s backbone.
+fn class_clusters(
+    model: &Classifier,
     head: &ClusterHead,
     data: &Dataset,
     norm: &Normalization,
     rows: &[usize],
     device: &Device,
-) -> Result<Classifier> {
+) -> Result<Vec<usize>> {
     let labels = data.require_labels()?;
     let classes = data.num_classes();
     if head.clusters() != classes {
@@ -31,6 +33,23 @@ pub(super) fn imprint(
             ),
         ));
     }
+    let assigned = head.assign(&probe::features(&model.backbone, data, rows, norm, device))?;
+    let mut counts = vec![vec![0i64; classes]; classes];
+    for (&r, &c) in rows.iter().zip(&assigned) {
+        counts[labels[r] as usize][c] += 1;
+    }
+    Ok(matching(&counts))
+}
+
+/// `model` with its output layer set to `head`, cluster `class_clusters(..)[c]` as class `c`.
+pub(super) fn imprint(
+    model: Classifier,
+    head: &ClusterHead,
+    data: &Dataset,
+    norm: &Normalization,
+    rows: &[usize],
+    device: &Device,
+) -> Result<Classifier> {
     if model.head.len() != 1 {
         return Err(TrainError::config(
             "--head",
@@ -38,20 +57,49 @@ pub(super) fn imprint(
             "--head-init clusters makes the output layer of the cluster head, which reads the backbone itself: no hidden head layers",
         ));
     }
-    let features = probe::features(&model.backbone, data, rows, norm, device);
-    let assigned = head.assign(&features)?;
-    let mut counts = vec![vec![0i64; classes]; classes];
-    for (&r, &c) in rows.iter().zip(&assigned) {
-        counts[labels[r] as usize][c] += 1;
-    }
-    let (weight, bias) = head.layer(&matching(&counts));
-    let dim = head.inputs();
+    let (weight, bias) = head.layer(&class_clusters(&model, head, data, norm, rows, device)?);
+    let (dim, classes) = (head.inputs(), head.clusters());
     let Classifier { backbone, mut head } = model;
     if let Some(linear) = head.last_mut().and_then(|b| b.linear.as_mut()) {
         linear.weight = linear.weight.clone().map(|t| replaced(t, weight, [dim, classes]));
         linear.bias = linear.bias.take().map(|b| b.map(|t| replaced(t, bias, [classes])));
     }
     Ok(Classifier { backbone, head })
+}
+
+/// `data` with every row outside the labeled `rows` relabeled as its cluster's class under
+/// `head` (so no true label of an unlabeled image is left to leak), and the rows to train on:
+/// the labeled ones, then those the head puts in their cluster with probability at least
+/// `min_confidence`.
+pub(super) fn pseudo_labelled(
+    model: &Classifier,
+    head: &ClusterHead,
+    data: &Dataset,
+    norm: &Normalization,
+    rows: &[usize],
+    device: &Device,
+    min_confidence: f64,
+) -> Result<(Dataset, Vec<usize>)> {
+    let class_of = class_clusters(model, head, data, norm, rows, device)?;
+    let mut class = vec![0u32; class_of.len()];
+    for (c, &k) in class_of.iter().enumerate() {
+        class[k] = c as u32;
+    }
+    let labeled: std::collections::HashSet<usize> = rows.iter().copied().collect();
+    let others: Vec<usize> = (0..data.len()).filter(|r| !labeled.contains(r)).collect();
+    let mut labels = data.require_labels()?.to_vec();
+    let mut train = rows.to_vec();
+    // in chunks: the features of tens of thousands of images at once would be large
+    for chunk in others.chunks(4096) {
+        let assigned = head.assign_with_confidence(&probe::features(&model.backbone, data, chunk, norm, device))?;
+        for (&r, &(k, p)) in chunk.iter().zip(&assigned) {
+            labels[r] = class[k];
+            if f64::from(p) >= min_confidence {
+                train.push(r);
+            }
+        }
+    }
+    Ok((Dataset { labels: Some(labels), ..data.clone() }, train))
 }
 
 /// The one-to-one matching of rows to columns of the square matrix `score` with the largest

@@ -40,6 +40,11 @@ pub struct FinetuneConfig {
     /// labeled images; scratch starts random).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.head_init))]
     pub head_init: HeadInit,
+    /// Also train on the unlabeled training images the parent's kept cluster head puts in a
+    /// cluster with at least this probability, labeled with the class that cluster is matched
+    /// to (as `--head-init clusters` matches them; 0 = off, e.g. 0.99). Scratch ignores it.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.cluster_labels, allow_negative_numbers = true))]
+    pub cluster_labels: f64,
     /// Optimiser steps with the reused blocks frozen (head and new blocks only).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.frozen_steps))]
     pub frozen_steps: usize,
@@ -136,6 +141,7 @@ pub const DEFAULT: FinetuneConfig = FinetuneConfig {
     add_hidden: None,
     head: HiddenLayers::NONE,
     head_init: HeadInit::Random,
+    cluster_labels: 0.0,
     frozen_steps: 1000,
     unfreeze_steps: 2000,
     unfreeze_top: 1,
@@ -251,19 +257,27 @@ impl FinetuneConfig {
                 "train for at least one step (only --head-init prototype or clusters makes a classifier without training)",
             ));
         }
-        if self.head_init == HeadInit::Clusters {
+        if !(self.cluster_labels.is_finite() && (0.0..=1.0).contains(&self.cluster_labels)) {
+            return Err(TrainError::config(
+                "--cluster-labels",
+                self.cluster_labels,
+                "use 0 (off) or a probability up to 1, e.g. 0.99",
+            ));
+        }
+        if self.head_init == HeadInit::Clusters || self.cluster_labels > 0.0 {
             // the cluster head reads the parent's whole backbone, as the parent trained it
+            let head_layers = self.head_init == HeadInit::Clusters && !self.head.0.is_empty();
             let surgery = [
                 ("--drop-top", (self.drop_top > 0).then(|| self.drop_top.to_string())),
                 ("--replace-top", (self.replace_top > 0).then(|| self.replace_top.to_string())),
                 ("--add-hidden", self.add_hidden.as_ref().map(ToString::to_string)),
-                ("--head", (!self.head.0.is_empty()).then(|| self.head.to_string())),
+                ("--head", head_layers.then(|| self.head.to_string())),
             ];
             if let Some((flag, Some(value))) = surgery.iter().find(|(_, set)| set.is_some()) {
                 return Err(TrainError::config(
                     flag,
                     value,
-                    "--head-init clusters puts the parent's cluster head on its whole backbone: leave the backbone and head as they are, or use --head-init random",
+                    "--head-init clusters and --cluster-labels read the parent's cluster head on its whole backbone: leave the backbone (and, for the head init, the head) as they are",
                 ));
             }
         }

@@ -256,24 +256,47 @@ pub fn finetune(
     cfg.validate_for(backbone.reused().len())?;
     train.require_labels()?;
     let ad = device.clone().autodiff();
-    let batcher = Batcher::new(train, norm);
     // loaded blocks live on a plain device; train() puts every parameter under autodiff
-    let model = build_model(init, job, batcher.input_shape(), &ad)?;
+    let model = build_model(init, job, Batcher::new(train, norm).input_shape(), &ad)?;
+    let clusters_needed = |flag: &str, value: String| {
+        TrainError::config(
+            flag,
+            value,
+            "needs a parent run with cluster heads (--from RUN of `strata pretrain --method cluster`); the scratch baseline ignores it, but must train (some --frozen-steps or --unfreeze-steps)",
+        )
+    };
     let model = match (cfg.head_init, job.clusters) {
         (HeadInit::Prototype, _) => prototype::imprint(model, train, norm, rows, device),
         (HeadInit::Clusters, Some(head)) => clusters::imprint(model, head, train, norm, rows, device)?,
         // the scratch baseline has no clusters: its head starts random, and must train
         (HeadInit::Clusters, None) if backbone.is_scratch() && cfg.steps() > 0 => model,
-        (HeadInit::Clusters, None) => {
-            return Err(TrainError::config(
-                "--head-init",
-                "clusters",
-                "needs a parent run of `strata pretrain --method cluster` (--from RUN) and, from scratch, some --frozen-steps or --unfreeze-steps",
-            ));
-        }
+        (HeadInit::Clusters, None) => return Err(clusters_needed("--head-init", "clusters".into())),
         (HeadInit::Random, _) => model,
-    }
-    .train();
+    };
+    // the unlabeled images the cluster head is sure of join the labeled ones; there are tens
+    // of thousands, so their frozen features are not cached (computing them would cost more
+    // than the phase)
+    let pseudo = match (cfg.cluster_labels > 0.0, job.clusters) {
+        (true, Some(head)) => {
+            Some(clusters::pseudo_labelled(&model, head, train, norm, rows, device, cfg.cluster_labels)?)
+        }
+        (true, None) if !backbone.is_scratch() => {
+            return Err(clusters_needed("--cluster-labels", cfg.cluster_labels.to_string()));
+        }
+        _ => None,
+    };
+    let uncached = FinetuneConfig { no_feature_cache: true, ..cfg.clone() };
+    let widened;
+    let job = match &pseudo {
+        Some((data, rows)) => {
+            widened = FinetuneJob { cfg: &uncached, train: data, rows, ..*job };
+            &widened
+        }
+        None => job,
+    };
+    let FinetuneJob { cfg, train, rows, .. } = *job;
+    let batcher = Batcher::new(train, norm);
+    let model = model.train();
     let phases = plan(cfg, backbone);
     let steps_per_epoch = Plan::steps_per_epoch(rows.len(), cfg.batch);
     let engine_plan = Plan {
@@ -570,6 +593,72 @@ mod tests {
         let model = build_model(Init::Pretrained(blocks), &job, INPUT, &device).unwrap();
         let e = clusters::imprint(model, &three, &data, &norm, &rows, &device).unwrap_err().to_string();
         assert!(e.contains("--clusters 2"), "{e}");
+    }
+
+    #[test]
+    fn unlabeled_images_the_head_is_sure_of_join_as_their_clusters_class() {
+        use crate::methods::cluster::{ClusterHead, ClusterNet};
+        use burn::nn::LinearConfig;
+        let device = Device::default();
+        let blocks = parent_blocks(&device);
+        let net = seeded(&device, 4, || ClusterNet {
+            backbone: blocks.clone(),
+            cluster_heads: LinearConfig::new(8, 2).init(&device),
+            overcluster_heads: None,
+        });
+        let head = ClusterHead::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), 0, 1).unwrap();
+        let (data, cfg) = (toy_data(), FinetuneConfig { cluster_labels: 0.5, ..config() });
+        let norm = Normalization::fit(&data);
+        let labeled = [0usize, 1, 2, 3, 4, 5];
+        let (plan_of, head_spec) = (backbone(&cfg), self::head());
+        let job = FinetuneJob {
+            cfg: &cfg,
+            backbone: &plan_of,
+            head: &head_spec,
+            train: &data,
+            rows: &labeled,
+            norm: &norm,
+            device: &device,
+            eval: None,
+            clusters: Some(&head),
+        };
+        let model = build_model(Init::Pretrained(blocks.clone()), &job, INPUT, &device).unwrap();
+        let every: Vec<usize> = (0..data.len()).collect();
+        let seen =
+            head.assign_with_confidence(&crate::probe::features(&blocks, &data, &every, &norm, &device)).unwrap();
+        let truth = data.labels.clone().unwrap();
+        let mut counts = vec![vec![0i64; 2]; 2];
+        for &r in &labeled {
+            counts[truth[r] as usize][seen[r].0] += 1;
+        }
+        let class_of = clusters::matching(&counts);
+        let class = |k: usize| class_of.iter().position(|&c| c == k).unwrap() as u32;
+        // a threshold at the median confidence: about half of the others join
+        let mut p: Vec<f32> = seen.iter().map(|s| s.1).collect();
+        p.sort_by(f32::total_cmp);
+        let t = f64::from(p[p.len() / 2]);
+        let (relabeled, rows) = clusters::pseudo_labelled(&model, &head, &data, &norm, &labeled, &device, t).unwrap();
+        let got = relabeled.labels.unwrap();
+        assert_eq!(&rows[..6], &labeled, "the labeled rows come first");
+        for r in 0..data.len() {
+            if labeled.contains(&r) {
+                assert_eq!(got[r], truth[r], "row {r} keeps its true label");
+            } else {
+                assert_eq!(got[r], class(seen[r].0), "row {r} carries its cluster's class, never its true label");
+                assert_eq!(rows.contains(&r), f64::from(seen[r].1) >= t, "row {r}");
+            }
+        }
+        assert!(rows.len() > 6 && rows.len() < data.len(), "{} rows", rows.len());
+        // the whole stage two runs on them, and is refused without a cluster head
+        let out = finetune(Init::Pretrained(blocks.clone()), &job, &mut Silent, &mut crate::recorder::Discard);
+        assert!(out.is_ok());
+        let e = finetune(
+            Init::Pretrained(blocks),
+            &FinetuneJob { clusters: None, ..job },
+            &mut Silent,
+            &mut crate::recorder::Discard,
+        );
+        assert!(e.err().unwrap().to_string().contains("--cluster-labels"));
     }
 
     #[test]

@@ -360,6 +360,11 @@ impl ClusterHead {
 
     /// The cluster of each row of `f` (the most likely one).
     pub fn assign(&self, f: &crate::probe::FeatureMatrix) -> Result<Vec<usize>> {
+        Ok(self.assign_with_confidence(f)?.into_iter().map(|(c, _)| c).collect())
+    }
+
+    /// The most likely cluster of each row of `f` and its probability under the head.
+    pub fn assign_with_confidence(&self, f: &crate::probe::FeatureMatrix) -> Result<Vec<(usize, f32)>> {
         if f.dim != self.dim {
             return Err(TrainError::config(
                 "--reuse",
@@ -373,14 +378,16 @@ impl ClusterHead {
         Ok((0..f.rows())
             .map(|r| {
                 let x = f.row(r);
-                let logit = |c: usize| {
-                    let o = self.offset + c;
-                    self.bias[o] + x.iter().enumerate().map(|(i, v)| v * self.weight[i * self.width + o]).sum::<f32>()
-                };
-                (0..self.k)
-                    .map(|c| (c, logit(c)))
-                    .fold((0, f32::NEG_INFINITY), |b, (c, l)| if l > b.1 { (c, l) } else { b })
-                    .0
+                let logits: Vec<f32> = (0..self.k)
+                    .map(|c| {
+                        let o = self.offset + c;
+                        self.bias[o]
+                            + x.iter().enumerate().map(|(i, v)| v * self.weight[i * self.width + o]).sum::<f32>()
+                    })
+                    .collect();
+                let best = (0..self.k).fold(0, |b, c| if logits[c] > logits[b] { c } else { b });
+                let total: f32 = logits.iter().map(|l| (l - logits[best]).exp()).sum();
+                (best, 1.0 / total)
             })
             .collect())
     }
