@@ -7,22 +7,27 @@
 # clusters alone (no step); and with the unlabeled images the head is sure of (p >= 0.99)
 # joining the labeled ones as their cluster's class (`--cluster-labels`). One JSON line per run. Build first: cargo build --release.
 #
-#   bench/cluster_head_validation.sh [--seeds "0 1 2"] [--out FILE.jsonl] RUN...
+# With --arch, the same architecture is also trained from scratch with the same recipe.
+#
+#   bench/cluster_head_validation.sh [--arch ARCH] [--seeds "0 1 2"] [--out FILE.jsonl] RUN...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="0 1 2"
+ARCH=""
 OUT="bench/results/cluster-head-validation-$(date -u +%Y%m%dT%H%M%S).jsonl"
 RUNS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seeds) SEEDS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
+        --arch) ARCH="$2"; shift 2 ;;
         -*) echo "unknown flag $1" >&2; exit 2 ;;
         *) RUNS+=("$1"); shift ;;
     esac
 done
 source "$(dirname "$0")/validation_split.sh"
 for seed in $SEEDS; do
+    [ -z "$ARCH" ] || run "scratch-$ARCH" "$seed" scratch --arch "$ARCH"
     for from in "${RUNS[@]}"; do
         name=$(basename "$from")
         run "$name-clusters-0" "$seed" "$from" --head-init clusters --frozen-steps 0 --unfreeze-steps 0

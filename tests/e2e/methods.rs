@@ -134,7 +134,10 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert!(m["metrics"]["test_accuracy"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)), "{}", m["metrics"]);
     let pseudo = ["--cluster-labels", "0.5", "--frozen-steps", "2", "--unfreeze-steps", "2"];
     ok(&[&tune[..], &pseudo, &["--from", pre10.to_str().unwrap()]].concat());
-    assert_eq!(manifest(&ft)["config"]["finetune"]["cluster_labels"], 0.5);
+    let m = manifest(&ft);
+    assert_eq!(m["config"]["finetune"]["cluster_labels"], 0.5);
+    let joined = m["metrics"]["cluster_labelled_images"].as_u64().unwrap();
+    assert!(joined <= 120 - 50, "only unlabeled images join: {joined}");
     let e = fails(&[&tune[..], &pseudo, &["--from", ae.to_str().unwrap()]].concat());
     assert!(e.contains("cluster_heads"), "{e}");
     let e =

@@ -253,6 +253,9 @@ impl Stage2 {
             })
             .collect();
         let mut metrics = extra.metrics;
+        if let Some(n) = outcome.cluster_labelled {
+            metrics["cluster_labelled_images"] = serde_json::json!(n);
+        }
         for p in &outcome.phases {
             if let Some(a) = p.eval_accuracy {
                 metrics[format!("{}_accuracy_after_{}", extra.eval_name, p.name)] = serde_json::json!(a);

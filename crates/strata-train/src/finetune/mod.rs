@@ -50,6 +50,8 @@ pub struct FinetuneOutcome {
     pub phases: Vec<PhaseRecord>,
     /// full scores on the evaluation set after the last phase, when one was given
     pub evaluation: Option<Evaluation>,
+    /// unlabeled images trained on as their cluster's class (`--cluster-labels`), if any
+    pub cluster_labelled: Option<usize>,
 }
 
 fn build_model(init: Init, job: &FinetuneJob, input: InputShape, device: &Device) -> Result<Classifier> {
@@ -285,6 +287,7 @@ pub fn finetune(
         }
         _ => None,
     };
+    let job_rows = rows.len();
     let uncached = FinetuneConfig { no_feature_cache: true, ..cfg.clone() };
     let widened;
     let job = match &pseudo {
@@ -333,7 +336,8 @@ pub fn finetune(
         None => tuning.evaluate()?,
     };
     let model = tuning.model.take().unwrap_or_else(|| unreachable!("the model is put back after every step"));
-    Ok(FinetuneOutcome { model: model.valid(), phases: tuning.records, evaluation })
+    let cluster_labelled = pseudo.as_ref().map(|(_, rows)| rows.len() - job_rows);
+    Ok(FinetuneOutcome { model: model.valid(), phases: tuning.records, evaluation, cluster_labelled })
 }
 
 #[cfg(test)]
