@@ -38,13 +38,13 @@ for n in $PER_CLASS; do
         "$BIN" train --data "$DATA:train" --test "$DATA:test" --labels-per-class "$n" --seed "$seed" \
             --steps 3000 --out "$TMP/careful" --force --quiet > /dev/null
         t1=$(date +%s.%N)
-        echo "{\"impl\": \"strata\", \"what\": \"careful_scratch\", \"per_class\": $n, \"seed\": $seed, \"steps\": 3000, \"test_accuracy\": $(acc "$TMP/careful"), \"seconds\": $(echo "$t1 - $t0" | bc)}" | tee -a "$OUT"
+        echo "{\"impl\": \"strata\", \"what\": \"careful_scratch\", \"per_class\": $n, \"seed\": $seed, \"steps\": 3000, \"test_accuracy\": $(acc "$TMP/careful"), \"seconds\": $(printf "%.3f" "$(echo "$t1 - $t0" | bc)")}" | tee -a "$OUT"
         t0=$(date +%s.%N)
         "$BIN" finetune --from scratch --train "$DATA:train" --test "$DATA:test" --labels-per-class "$n" \
             --seed "$seed" --frozen-steps 400 --unfreeze-steps 600 --schedule constant --warmup 0 \
             --label-smoothing 0 --weight-decay 0 --no-augment --out "$TMP/untuned" --force --quiet > /dev/null
         t1=$(date +%s.%N)
-        echo "{\"impl\": \"strata\", \"what\": \"untuned_scratch\", \"per_class\": $n, \"seed\": $seed, \"steps\": 1000, \"test_accuracy\": $(acc "$TMP/untuned"), \"seconds\": $(echo "$t1 - $t0" | bc)}" | tee -a "$OUT"
+        echo "{\"impl\": \"strata\", \"what\": \"untuned_scratch\", \"per_class\": $n, \"seed\": $seed, \"steps\": 1000, \"test_accuracy\": $(acc "$TMP/untuned"), \"seconds\": $(printf "%.3f" "$(echo "$t1 - $t0" | bc)")}" | tee -a "$OUT"
     done
 done
 echo "wrote $OUT" >&2

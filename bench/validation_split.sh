@@ -27,5 +27,5 @@ run() {
         --seed "$seed" --out "$SPLIT/runs/$name-s$seed" --force --quiet "$@" > /dev/null
     t1=$(date +%s.%N)
     acc=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accuracy"])' "$SPLIT/runs/$name-s$seed/evaluation.json")
-    echo "{\"name\": \"$name\", \"seed\": $seed, \"val_accuracy\": $acc, \"seconds\": $(echo "$t1 - $t0" | bc), \"args\": \"$*\"}" | tee -a "$OUT"
+    echo "{\"name\": \"$name\", \"seed\": $seed, \"val_accuracy\": $acc, \"seconds\": $(printf "%.3f" "$(echo "$t1 - $t0" | bc)"), \"args\": \"$*\"}" | tee -a "$OUT"
 }
