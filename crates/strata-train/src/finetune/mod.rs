@@ -343,7 +343,9 @@ pub fn finetune(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::cluster::ClusterNet;
     use crate::progress::Silent;
+    use burn::nn::LinearConfig;
     use burn::optim::SgdConfig;
     use burn::tensor::Tensor;
     use rand::SeedableRng;
@@ -536,19 +538,23 @@ mod tests {
         assert_eq!(count, (36 + 4 + 8) + (144 + 4 + 8) + (16 * 6 + 6) + (6 * 2 + 2));
     }
 
+    /// Sub-head `kept` of a seeded cluster run's `sub_heads` heads of `k` clusters on `blocks`.
+    fn cluster_head(blocks: &[Block], seed: u64, sub_heads: usize, k: usize, kept: usize) -> ClusterHead {
+        let device = Device::default();
+        let net = seeded(&device, seed, || ClusterNet {
+            backbone: blocks.to_vec(),
+            cluster_heads: LinearConfig::new(8, sub_heads * k).init(&device),
+            overcluster_heads: None,
+        });
+        ClusterHead::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), kept, sub_heads).unwrap()
+    }
+
     #[test]
     fn the_cluster_head_starts_as_the_clusters_named_by_the_labels() {
-        use crate::methods::cluster::{ClusterHead, ClusterNet};
-        use burn::nn::LinearConfig;
         let device = Device::default();
         let blocks = parent_blocks(&device);
         // a cluster run's weights: 2 sub-heads of 2 clusters on the 8 features, head 1 kept
-        let net = seeded(&device, 9, || ClusterNet {
-            backbone: blocks.clone(),
-            cluster_heads: LinearConfig::new(8, 2 * 2).init(&device),
-            overcluster_heads: None,
-        });
-        let head = ClusterHead::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), 1, 2).unwrap();
+        let head = cluster_head(&blocks, 9, 2, 2, 1);
         let (data, cfg) = (toy_data(), FinetuneConfig { head_init: HeadInit::Clusters, ..config() });
         let norm = Normalization::fit(&data);
         let rows: Vec<usize> = (0..data.len()).collect();
@@ -582,18 +588,7 @@ mod tests {
         // a head of another width, or hidden head layers, are refused naming the flag
         let wide = FinetuneConfig { head: "4".parse().unwrap(), ..cfg.clone() };
         assert!(wide.validate().unwrap_err().to_string().contains("--head"));
-        let three = ClusterHead::load(
-            &weights::to_bytes(&seeded(&device, 9, || ClusterNet {
-                backbone: blocks.clone(),
-                cluster_heads: LinearConfig::new(8, 3).init(&device),
-                overcluster_heads: None,
-            }))
-            .unwrap(),
-            "m".as_ref(),
-            0,
-            1,
-        )
-        .unwrap();
+        let three = cluster_head(&blocks, 9, 1, 3, 0);
         let model = build_model(Init::Pretrained(blocks), &job, INPUT, &device).unwrap();
         let e = clusters::imprint(model, &three, &data, &norm, &rows, &device).unwrap_err().to_string();
         assert!(e.contains("--clusters 2"), "{e}");
@@ -601,16 +596,9 @@ mod tests {
 
     #[test]
     fn unlabeled_images_the_head_is_sure_of_join_as_their_clusters_class() {
-        use crate::methods::cluster::{ClusterHead, ClusterNet};
-        use burn::nn::LinearConfig;
         let device = Device::default();
         let blocks = parent_blocks(&device);
-        let net = seeded(&device, 4, || ClusterNet {
-            backbone: blocks.clone(),
-            cluster_heads: LinearConfig::new(8, 2).init(&device),
-            overcluster_heads: None,
-        });
-        let head = ClusterHead::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), 0, 1).unwrap();
+        let head = cluster_head(&blocks, 4, 1, 2, 0);
         let (data, cfg) = (toy_data(), FinetuneConfig { cluster_labels: 0.5, ..config() });
         let norm = Normalization::fit(&data);
         let labeled = [0usize, 1, 2, 3, 4, 5];
