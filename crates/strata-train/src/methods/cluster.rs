@@ -30,6 +30,8 @@ const HEAD_FIGURES: [&str; 8] = ["mi_0", "mi_1", "mi_2", "mi_3", "mi_4", "mi_5",
 const REPORT_IMAGES: usize = 2_000;
 /// Share of the steps the learning rate warms up over before its cosine decay.
 const WARMUP: f64 = 0.05;
+/// What usually mends collapsed clusters, for the warning.
+const REMEDY: &str = "more --epochs, more --repeats or a lower --lr usually help";
 /// The REF-CAE layers with batch norm after each convolution: `cluster`'s default backbone.
 pub const BATCH_NORM_ARCH: &str = "conv32-bn-pool,conv64-bn-pool,dense128";
 
@@ -161,8 +163,16 @@ impl Objective for Clustering<'_> {
         let Some(model) = &self.model else { unreachable!("the model is put back after every step") };
         let model = model.valid();
         let device = self.device.clone().inner();
-        let (head, report, line) =
-            kept_head(&model.backbone, &model.cluster_heads, self.data, &self.batcher, self.cfg, window, &device);
+        let (head, report, line) = kept_head(
+            &model.backbone,
+            &model.cluster_heads,
+            self.data,
+            &self.batcher,
+            self.cfg,
+            window,
+            &device,
+            REMEDY,
+        );
         self.report = Some((head, report));
         Ok(line)
     }
@@ -170,7 +180,9 @@ impl Objective for Clustering<'_> {
 
 /// The sub-head with the lowest mean loss over `window` (its `mi_*` figures), how it splits
 /// evenly spaced images (unaugmented, inference mode), and the log line saying so, with a
-/// warning when the clusters look collapsed. Shared by every method with cluster heads.
+/// warning when the clusters look collapsed (`remedy`: what to try). Shared by every method
+/// with cluster heads.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn kept_head(
     backbone: &[Block],
     heads: &Linear,
@@ -179,6 +191,7 @@ pub(super) fn kept_head(
     cfg: &PretrainConfig,
     window: &Window,
     device: &Device,
+    remedy: &str,
 ) -> (usize, ClusterReport, serde_json::Value) {
     let s = &cfg.cluster;
     let losses: Vec<f64> =
@@ -198,10 +211,7 @@ pub(super) fn kept_head(
     }
     let report = ClusterReport::new(&assigned, s.clusters);
     let warning = report.collapse().map(|why| {
-        format!(
-            "epoch {}: sub-head {head}: {why} — the clusters have collapsed so far; more --epochs, more --repeats or a lower --lr usually help",
-            window.index
-        )
+        format!("epoch {}: sub-head {head}: {why} — the clusters have collapsed so far; {remedy}", window.index)
     });
     let line = serde_json::json!({
         "head": head,

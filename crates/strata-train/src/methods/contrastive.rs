@@ -28,6 +28,8 @@ use strata_nn::{ArchSpec, Block, Features, try_seeded};
 const WARMUP: f64 = 0.05;
 /// Width of the projector's hidden layer (SimCLR's MLP head, sized as the PyTorch reference).
 const PROJECTOR_HIDDEN: usize = 128;
+/// What usually mends collapsed cluster heads here, for the warning.
+const REMEDY: &str = "more --epochs or a lower --cluster-weight may help; `--method cluster` trains heads alone";
 /// Added to a view's similarity with itself so the softmax never picks it.
 const SELF_MASK: f32 = 1e9;
 
@@ -174,7 +176,7 @@ impl Objective for Contrasting<'_> {
         let Some(heads) = &model.cluster_heads else { return Ok(serde_json::json!({})) };
         let device = self.device.clone().inner();
         let (head, report, line) =
-            kept_head(&model.backbone, heads, self.data, &self.batcher, self.cfg, window, &device);
+            kept_head(&model.backbone, heads, self.data, &self.batcher, self.cfg, window, &device, REMEDY);
         self.report = Some((head, report));
         Ok(line)
     }
