@@ -69,11 +69,12 @@ pub const BASE: &str = "base settings";
 /// The trials for a parent backbone of `depth` blocks, in the order of the source notes:
 /// the scratch baseline; all blocks reused and frozen; the top one, then two, unfrozen;
 /// the top block dropped, then two, ... (each frozen and with its top block unfrozen);
-/// the top block re-initialised; hidden blocks added; and the nearest-class-mean classifier
-/// (prototype head, no training). Every other trial trains as many steps as `base`, and its
+/// the top block re-initialised; hidden blocks added; the nearest-class-mean classifier
+/// (prototype head, no training); and, when the parent has cluster heads (`clusters`), the
+/// output layer started at the kept head, then the matched clusters alone. Every other trial trains as many steps as `base`, and its
 /// name is [`FinetuneConfig::to_flags`] against `base`, so typing the name after the search's
 /// own flags reproduces the trial.
-pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>) -> Vec<Trial> {
+pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>, clusters: bool) -> Vec<Trial> {
     let steps = base.steps();
     let with = |f: &dyn Fn(&mut FinetuneConfig)| {
         let mut cfg = base.clone();
@@ -124,6 +125,18 @@ pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>
     if depth > 0 {
         out.push(with(&|c| {
             c.head_init = HeadInit::Prototype;
+            c.frozen_steps = 0;
+            c.unfreeze_steps = 0;
+        }));
+    }
+    if depth > 0 && clusters {
+        // the base trial's phases (every trial that trains unfreezes something)
+        out.push(with(&|c| {
+            unfreeze(base.unfreeze_top.max(1))(c);
+            c.head_init = HeadInit::Clusters;
+        }));
+        out.push(with(&|c| {
+            c.head_init = HeadInit::Clusters;
             c.frozen_steps = 0;
             c.unfreeze_steps = 0;
         }));
@@ -210,7 +223,13 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let mut rows = Vec::new();
     // the first seed's classifier of every finished trial, one of which is written
     let mut kept: Vec<Option<(FinetuneConfig, Resolved, FinetuneOutcome)>> = Vec::new();
-    for trial in trials(depth, &req.base, req.add_hidden.as_ref()) {
+    // a parent whose kept cluster head has one cluster per class can start the output layer
+    let clusters = stage.parent.as_ref().is_some_and(|p| {
+        let m = &p.run.manifest;
+        m.metrics.get("chosen_head").is_some()
+            && m.config["train"]["clusters"].as_u64() == Some(stage.train.num_classes() as u64)
+    });
+    for trial in trials(depth, &req.base, req.add_hidden.as_ref(), clusters) {
         let spent = started.elapsed();
         let typical = rows.iter().map(|r: &Row| r.seconds).fold(0.0, f64::max);
         // the scratch row always runs: without it there is nothing to compare with
@@ -396,7 +415,7 @@ mod tests {
     fn the_trials_walk_the_strategy() {
         let add = ArchSpec::parse("dense64").unwrap();
         let names: Vec<String> =
-            trials(3, &FinetuneConfig::default(), Some(&add)).into_iter().map(|t| t.name).collect();
+            trials(3, &FinetuneConfig::default(), Some(&add), false).into_iter().map(|t| t.name).collect();
         let frozen = "--frozen-steps 3000 --unfreeze-steps 0 --unfreeze-top 0";
         assert_eq!(
             names,
@@ -415,6 +434,13 @@ mod tests {
                 "--frozen-steps 0 --head-init prototype --unfreeze-steps 0".into(),
             ]
         );
+        // a parent with cluster heads adds the cluster-head start, then the clusters alone
+        let more: Vec<String> = trials(3, &FinetuneConfig::default(), Some(&add), true)
+            .into_iter()
+            .map(|t| t.name)
+            .skip(names.len())
+            .collect();
+        assert_eq!(more, ["--head-init clusters", "--frozen-steps 0 --head-init clusters --unfreeze-steps 0"]);
     }
 
     fn row(val: f64, std: f64) -> Row {
@@ -446,7 +472,7 @@ mod tests {
     fn a_trial_name_typed_after_the_base_flags_reproduces_the_trial() {
         let base_flags = ["strata", "--frozen-steps", "30", "--unfreeze-steps", "0", "--lr", "0.01", "--seed", "4"];
         let base = Flags::parse_from(base_flags).cfg;
-        for t in trials(3, &base, Some(&ArchSpec::parse("dense8").unwrap())).into_iter().filter(|t| !t.scratch) {
+        for t in trials(3, &base, Some(&ArchSpec::parse("dense8").unwrap()), true).into_iter().filter(|t| !t.scratch) {
             let mut argv: Vec<String> = base_flags.iter().map(|s| s.to_string()).collect();
             if t.name != BASE {
                 argv.extend(t.name.split(' ').map(str::to_string));
@@ -458,7 +484,10 @@ mod tests {
     #[test]
     fn every_trial_trains_as_many_steps_as_the_baseline() {
         let base = FinetuneConfig { frozen_steps: 30, unfreeze_steps: 0, ..FinetuneConfig::default() };
-        for t in trials(2, &base, None).into_iter().filter(|t| t.cfg.head_init != HeadInit::Prototype) {
+        for t in trials(2, &base, None, true)
+            .into_iter()
+            .filter(|t| t.cfg.head_init == HeadInit::Random || t.cfg.steps() > 0)
+        {
             assert_eq!(t.cfg.steps(), 30, "{}", t.name);
             if t.cfg.unfreeze_top > 0 && !t.scratch {
                 assert!(t.cfg.unfreeze_steps > 0, "{}", t.name);
