@@ -144,3 +144,57 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
         fails(&[&tune[..], &["--head-init", "clusters", "--head", "8", "--from", pre10.to_str().unwrap()]].concat());
     assert!(e.contains("--head") && e.contains("--head-init clusters"), "{e}");
 }
+
+#[test]
+fn contrastive_reuses_its_projector_layer_and_takes_the_decoupled_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 64, 10);
+    let d = data.to_str().unwrap();
+    let pre = tmp.path().join("v2");
+    ok(&[
+        "pretrain",
+        "--data",
+        d,
+        "--method",
+        "contrastive",
+        "--arch",
+        "conv4-pool,dense16",
+        "--reuse-projector",
+        "--contrast-loss",
+        "decoupled",
+        "--epochs",
+        "1",
+        "--batch",
+        "16",
+        "--out",
+        pre.to_str().unwrap(),
+        "-q",
+    ]);
+    let m = manifest(&pre);
+    // the projector's hidden layer is the backbone's top block, recorded and reused as one
+    assert_eq!(m["arch"], "conv4-pool,dense16,dense128");
+    assert_eq!(m["config"]["train"]["contrast_loss"], "decoupled");
+    let ft = tmp.path().join("ft");
+    let finetune = |out: &std::path::Path, extra: &[&str]| {
+        let base = ["finetune", "--from", pre.to_str().unwrap(), "--train", d, "--frozen-steps", "1"];
+        ok(&[&base[..], extra, &["--unfreeze-steps", "1", "--out", out.to_str().unwrap(), "-q"]].concat());
+    };
+    finetune(&ft, &[]);
+    assert_eq!(manifest(&ft)["parent"]["reused_blocks"], 3);
+    // SimCLR's reuse is one flag away
+    let v1 = tmp.path().join("ft-v1");
+    finetune(&v1, &["--drop-top", "1"]);
+    assert_eq!(manifest(&v1)["parent"]["reused_blocks"], 2);
+    let e = fails(&[
+        "pretrain",
+        "--data",
+        d,
+        "--method",
+        "contrastive",
+        "--contrast-loss",
+        "infonce",
+        "--out",
+        tmp.path().join("bad").to_str().unwrap(),
+    ]);
+    assert!(e.contains("nt-xent or decoupled"), "{e}");
+}

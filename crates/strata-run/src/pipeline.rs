@@ -63,7 +63,8 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
         data = data.subset(&keep);
     }
     let input = input_of(&data);
-    req.cfg.arch.shapes(input).context("--arch")?;
+    let arch = method.reused_arch(&req.cfg)?;
+    arch.shapes(input).context("--arch")?;
     let norm = Normalization::fit(&data);
     let mut writer = req.control.writer("pretrain", &req.out, req.force, &req.argv)?;
     let started = std::time::Instant::now();
@@ -90,8 +91,8 @@ pub fn pretrain(req: &PretrainRequest, observer: &mut dyn Observer) -> Result<Ru
         seed: req.cfg.seed,
         device: choice.to_string(),
         config: serde_json::json!({ "method": method.name(), "data": req.data, "max_images": req.max_images, "train": req.cfg }),
-        arch: req.cfg.arch.to_string(),
-        blocks: BlockRecord::all(&req.cfg.arch, Origin::Fresh),
+        arch: arch.to_string(),
+        blocks: BlockRecord::all(&arch, Origin::Fresh),
         metrics,
         ..Manifest::new(RunKind::Pretrain, record, input, norm)
     };

@@ -2,7 +2,10 @@
 //! through the backbone and a small MLP projector; the NT-Xent loss pulls each view towards
 //! its twin and away from the other 2N − 2 views of the batch. Optionally cluster heads on
 //! the same two views add IIC's objective (see `cluster`), which also lets stage two start
-//! its output layer from the clusters (`--head-init clusters`). Stage two reuses the backbone.
+//! its output layer from the clusters (`--head-init clusters`). Stage two reuses the backbone,
+//! and with `--reuse-projector` the projector's hidden layer too (SimCLRv2, Chen et al. 2020b).
+//! Where the batch must stay small, `--contrast-loss decoupled` (Yeh et al. 2022) drops the
+//! twin from the denominator, which removes NT-Xent's dependence on the batch size.
 
 use super::cluster::{assign, head_figures, kept_head, kept_head_metrics};
 use super::epochs::{Figures, Objective, one_model_checkpoint, run_epochs, trained};
@@ -48,13 +51,58 @@ pub struct ContrastiveSettings {
     /// same two views beside the contrastive loss (0 = no heads).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = ContrastiveSettings::default().cluster_weight))]
     pub cluster_weight: f64,
+    /// `contrastive`: the loss each view is scored by: nt-xent (SimCLR) or decoupled (the twin
+    /// left out of the denominator; steadier at small batches).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = ContrastiveSettings::default().contrast_loss))]
+    pub contrast_loss: ContrastLoss,
+    /// `contrastive`: the projector's hidden layer becomes the backbone's top block, reused at
+    /// stage two (SimCLRv2); `--drop-top 1` there gives SimCLR's reuse back.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub reuse_projector: bool,
+}
+
+/// How a view's choice of its twin is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContrastLoss {
+    /// cross-entropy of picking the twin among the other 2N − 1 views (SimCLR)
+    #[default]
+    NtXent,
+    /// the same with the twin left out of the denominator (Yeh et al. 2022)
+    Decoupled,
+}
+
+impl std::str::FromStr for ContrastLoss {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "nt-xent" => Ok(Self::NtXent),
+            "decoupled" => Ok(Self::Decoupled),
+            _ => Err(format!("unknown contrastive loss `{s}`; use nt-xent or decoupled")),
+        }
+    }
+}
+
+impl std::fmt::Display for ContrastLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::NtXent => "nt-xent",
+            Self::Decoupled => "decoupled",
+        })
+    }
 }
 
 impl Default for ContrastiveSettings {
     /// SimCLR's small-batch set-up as the PyTorch reference runs it: temperature 0.2, a
     /// 128-128-64 projector, no cluster heads. Generic, not fitted to MNIST.
     fn default() -> Self {
-        Self { temperature: 0.2, projection: 64, cluster_weight: 0.0 }
+        Self {
+            temperature: 0.2,
+            projection: 64,
+            cluster_weight: 0.0,
+            contrast_loss: ContrastLoss::NtXent,
+            reuse_projector: false,
+        }
     }
 }
 
@@ -87,6 +135,29 @@ pub fn nt_xent(a: Tensor<2>, b: Tensor<2>, temperature: f64) -> Tensor<1> {
     cross_entropy(scores, twins)
 }
 
+/// The decoupled contrastive loss (Yeh et al. 2022), averaged over all 2N views: NT-Xent with
+/// each view's twin left out of its denominator, `−s(i, twin) + log Σ_{k ∉ {i, twin}} e^s(i, k)`.
+pub fn decoupled(a: Tensor<2>, b: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let (scores, twins) = pair_scores(a, b, temperature);
+    decoupled_of(scores, twins)
+}
+
+/// [`decoupled`] from NT-Xent's masked scores and each view's twin.
+fn decoupled_of(scores: Tensor<2>, twins: Tensor<1, Int>) -> Tensor<1> {
+    let [rows, cols] = scores.dims();
+    let twin = twins.clone().reshape([rows, 1]);
+    let positive = scores.clone().gather(1, twin.clone()).reshape([rows]);
+    // twin of view i is view (i + N) mod 2N, as `pair_scores` lays them out
+    let hide: Vec<f32> =
+        (0..rows * cols).map(|i| if (i / cols + rows / 2) % rows == i % cols { SELF_MASK } else { 0.0 }).collect();
+    let hide = Tensor::<2>::from_data(TensorData::new(hide, [rows, cols]), &scores.device());
+    let negatives = scores - hide;
+    // log-sum-exp with the row's largest score taken out first, so nothing overflows
+    let top = negatives.clone().max_dim(1).detach();
+    let spread = (negatives - top.clone()).exp().sum_dim(1).log() + top;
+    (spread.reshape([rows]) - positive).mean()
+}
+
 /// The masked similarity matrix of NT-Xent and the index of each view's twin.
 fn pair_scores(a: Tensor<2>, b: Tensor<2>, temperature: f64) -> (Tensor<2>, Tensor<1, Int>) {
     let n = a.dims()[0];
@@ -109,8 +180,9 @@ pub struct Contrastive;
 pub struct ContrastiveNet {
     /// what stage two reuses
     pub backbone: Vec<Block>,
-    /// the projector's hidden layer (ReLU after it)
-    pub projector_hidden: Linear,
+    /// the projector's hidden layer (ReLU after it); None with `--reuse-projector`, where it is
+    /// the backbone's top block
+    pub projector_hidden: Option<Linear>,
     /// the projector's output layer
     pub projector: Linear,
     /// cluster heads on the same views: sub-heads x clusters logits (None: weight 0)
@@ -143,11 +215,17 @@ impl Objective for Contrasting<'_> {
         let n = idx.len();
         let h =
             forward_stack(&model.backbone, Features::Map(self.batcher.inputs_from_pixels(&views, &self.device))).flat();
-        let z = model.projector.forward(relu(model.projector_hidden.forward(h.clone())));
+        let z = match &model.projector_hidden {
+            Some(hidden) => model.projector.forward(relu(hidden.forward(h.clone()))),
+            None => model.projector.forward(h.clone()),
+        };
         let width = z.dims()[1];
         let (scores, twins) =
             pair_scores(z.clone().slice([0..n, 0..width]), z.slice([n..2 * n, 0..width]), s.temperature);
-        let mut loss = cross_entropy(scores.clone(), twins.clone());
+        let mut loss = match s.contrast_loss {
+            ContrastLoss::NtXent => cross_entropy(scores.clone(), twins.clone()),
+            ContrastLoss::Decoupled => decoupled_of(scores.clone(), twins.clone()),
+        };
         let mut per_head = vec![];
         if let Some(heads) = &model.cluster_heads {
             let dim = h.dims()[1];
@@ -199,9 +277,17 @@ impl Pretrainer for Contrastive {
             ..PretrainConfig::default()
         }
     }
+    /// With `--reuse-projector`, `--arch` and the projector's hidden layer as a `dense` block.
+    fn reused_arch(&self, cfg: &PretrainConfig) -> Result<ArchSpec> {
+        if !cfg.contrastive.reuse_projector {
+            return Ok(cfg.arch.clone());
+        }
+        Ok(ArchSpec::parse(&format!("{},dense{PROJECTOR_HIDDEN}", cfg.arch))?)
+    }
     fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome> {
         let Job { data, norm, cfg, device } = *job;
         let s = cfg.contrastive;
+        let arch = self.reused_arch(cfg)?;
         s.validate()?;
         if s.cluster_weight > 0.0 {
             cfg.cluster.validate()?;
@@ -215,13 +301,14 @@ impl Pretrainer for Contrastive {
         }
         let batcher = Batcher::new(data, norm);
         let input = batcher.input_shape();
-        let features = cfg.arch.output_shape(input)?.numel();
+        let features = arch.output_shape(input)?.numel();
         let ad = device.clone().autodiff();
         let model = try_seeded(&ad, cfg.seed, || {
             Ok::<_, strata_nn::NnError>(ContrastiveNet {
-                backbone: build_stack(&cfg.arch.blocks, input.into(), &ad)?,
-                projector_hidden: LinearConfig::new(features, PROJECTOR_HIDDEN).init(&ad),
-                projector: LinearConfig::new(PROJECTOR_HIDDEN, s.projection).init(&ad),
+                backbone: build_stack(&arch.blocks, input.into(), &ad)?,
+                projector_hidden: (!s.reuse_projector).then(|| LinearConfig::new(features, PROJECTOR_HIDDEN).init(&ad)),
+                projector: LinearConfig::new(if s.reuse_projector { features } else { PROJECTOR_HIDDEN }, s.projection)
+                    .init(&ad),
                 cluster_heads: (s.cluster_weight > 0.0)
                     .then(|| LinearConfig::new(features, cfg.cluster.sub_heads * cfg.cluster.clusters).init(&ad)),
             })
@@ -271,6 +358,48 @@ mod tests {
         // views x, x | y, y: each twin at 90 degrees (logit 0), the other copy at 0 (logit 1)
         let want = -(1.0 / (2.0 + 1f64.exp())).ln();
         assert!((loss(&[x, x], &[y, y], 1.0) - want).abs() < 1e-5);
+    }
+
+    fn decoupled_loss(a: &[[f32; 2]], b: &[[f32; 2]], t: f64) -> f64 {
+        let device = Device::flex();
+        f64::from(decoupled(matrix(a, &device), matrix(b, &device), t).into_scalar::<f32>())
+    }
+
+    #[test]
+    fn the_decoupled_loss_equals_the_hand_computed_value() {
+        let (x, y) = ([1.0, 0.0], [0.0, 1.0]);
+        // views e1, e2 | e1, e2: the twin scores 1/t; the two other views score 0, so the
+        // denominator without the twin is 2
+        for t in [1.0f64, 0.5, 0.2] {
+            let want = -1.0 / t + 2f64.ln();
+            assert!((decoupled_loss(&[x, y], &[x, y], t) - want).abs() < 1e-5, "t = {t}");
+            // NT-Xent keeps the twin in the denominator, so it is always the larger
+            assert!(loss(&[x, y], &[x, y], t) > decoupled_loss(&[x, y], &[x, y], t));
+        }
+        // views x, x | y, y: the twin at 90 degrees scores 0; the other views score 1 and 0
+        let want = (1.0 + 1f64.exp()).ln();
+        assert!((decoupled_loss(&[x, x], &[y, y], 1.0) - want).abs() < 1e-5);
+        // large scores do not overflow
+        let far = decoupled_loss(&[x, y], &[x, y], 0.01);
+        assert!((far - (-100.0 + 2f64.ln())).abs() < 1e-3, "{far}");
+    }
+
+    #[test]
+    fn reuse_projector_adds_the_projector_layer_to_the_reused_blocks() {
+        let mut cfg = Contrastive.defaults();
+        assert_eq!(Contrastive.reused_arch(&cfg).unwrap(), cfg.arch);
+        cfg.contrastive.reuse_projector = true;
+        let arch = Contrastive.reused_arch(&cfg).unwrap();
+        assert_eq!(arch.to_string(), format!("{},dense{PROJECTOR_HIDDEN}", cfg.arch));
+    }
+
+    #[test]
+    fn the_loss_names_round_trip() {
+        for l in [ContrastLoss::NtXent, ContrastLoss::Decoupled] {
+            assert_eq!(l.to_string().parse::<ContrastLoss>().unwrap(), l);
+            assert_eq!(serde_json::to_value(l).unwrap(), l.to_string());
+        }
+        assert!("infonce".parse::<ContrastLoss>().unwrap_err().contains("nt-xent or decoupled"));
     }
 
     #[test]

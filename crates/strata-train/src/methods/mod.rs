@@ -171,6 +171,11 @@ pub trait Pretrainer {
     fn defaults(&self) -> PretrainConfig {
         PretrainConfig::default()
     }
+    /// The blocks stage two reuses, as the manifest records them: `--arch`, unless the method
+    /// trains more of its network as backbone (`contrastive --reuse-projector`).
+    fn reused_arch(&self, cfg: &PretrainConfig) -> Result<ArchSpec> {
+        Ok(cfg.arch.clone())
+    }
     /// Trains on the job; implemented by each method.
     fn train(&self, job: &Job, observer: &mut dyn Observer, log: &mut Log) -> Result<PretrainOutcome>;
 
