@@ -154,7 +154,7 @@ impl Objective for Clustering<'_> {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = cfg.lr * LrSchedule::Cosine.factor(WARMUP, step, self.total_steps);
         self.model = Some(self.optim.step(lr, model, grads));
-        let mut figures: Figures = vec![("loss", f64::from(value))];
+        let mut figures: Figures = vec![("loss", f64::from(value)), ("lr", lr)];
         figures.extend(head_figures(&per_head));
         Ok(figures)
     }

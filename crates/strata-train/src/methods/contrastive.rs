@@ -243,7 +243,8 @@ impl Objective for Contrasting<'_> {
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = cfg.lr * LrSchedule::Cosine.factor(WARMUP, step, self.total_steps);
         self.model = Some(self.optim.step(lr, model, grads));
-        let mut figures: Figures = vec![("loss", f64::from(value)), ("twin_accuracy", found as f64 / (2 * n) as f64)];
+        let mut figures: Figures =
+            vec![("loss", f64::from(value)), ("twin_accuracy", found as f64 / (2 * n) as f64), ("lr", lr)];
         figures.extend(head_figures(&per_head));
         Ok(figures)
     }

@@ -17,7 +17,8 @@ pub(crate) fn trained<M: burn::module::Module>(slot: Option<M>) -> M {
 }
 
 /// A method's objective seen by the engine: its windows are epochs, whose log lines carry the
-/// epoch number and the learning rate.
+/// epoch number and the learning rate (`--lr`, unless the method reports the epoch's mean rate
+/// as its `lr` figure, as the scheduled ones do).
 struct Epochs<'a> {
     inner: &'a mut dyn Objective,
     lr: f64,
@@ -28,7 +29,10 @@ impl Objective for Epochs<'_> {
         self.inner.step(idx, step)
     }
     fn end_window(&mut self, window: &Window) -> Result<serde_json::Value> {
-        let mut line = serde_json::json!({ "epoch": window.index, "lr": self.lr });
+        let mut line = serde_json::json!({ "epoch": window.index });
+        if !window.means.contains_key("lr") {
+            line["lr"] = serde_json::json!(self.lr);
+        }
         if let serde_json::Value::Object(extra) = self.inner.end_window(window)? {
             for (k, v) in extra {
                 line[k] = v;
