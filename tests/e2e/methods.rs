@@ -99,14 +99,19 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     // the collapse verdict is recorded either way: null, or the reason
     assert!(m["metrics"]["collapse"].is_null() || m["metrics"]["collapse"].is_string());
     let test = format!("{d}:test");
-    let out = ok(&["probe", p, "--train", d, "--test", &test, "--method", "cluster,ncm", "--json"]);
+    let out = ok(&["probe", p, "--train", d, "--test", &test, "--method", "cluster,readout,ncm", "--json"]);
     let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert_eq!(lines[0]["method"], "cluster", "{out}");
-    let acc = lines[0]["accuracy"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&acc), "{acc}");
+    assert_eq!(lines[1]["method"], "readout", "{out}");
+    // the readout reads every head: 3 main and 3 over-clustering sub-heads
+    assert!(lines[1]["probe"].as_str().unwrap().contains("6 heads"), "{out}");
+    for line in &lines[..2] {
+        let acc = line["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{acc}");
+    }
     // the pooled reading has no cluster head to feed: refused, naming the flag
-    let e = fails(&["probe", p, "--train", d, "--test", &test, "--method", "cluster", "--pooled"]);
-    assert!(e.contains("--pooled") && e.contains("--method cluster"), "{e}");
+    let e = fails(&["probe", p, "--train", d, "--test", &test, "--method", "readout", "--pooled"]);
+    assert!(e.contains("--pooled") && e.contains("--method cluster or readout"), "{e}");
     let out = ok(&["probe", p, "--train", d, "--test", &test, "--method", "ncm", "--pooled", "--json"]);
     let line: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!((line["pooled"].as_bool(), line["feature_dim"].as_u64()), (Some(true), Some(4 * 16)), "{out}");
@@ -114,6 +119,8 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     let ae = tmp.path().join("ae");
     ok(&[&base[..], &["--method", "ae", "--out", ae.to_str().unwrap()]].concat());
     let e = fails(&["probe", ae.to_str().unwrap(), "--train", d, "--test", &test, "--method", "cluster"]);
+    assert!(e.contains("cluster_heads") && e.contains("--method cluster"), "{e}");
+    let e = fails(&["probe", ae.to_str().unwrap(), "--train", d, "--test", &test, "--method", "readout"]);
     assert!(e.contains("cluster_heads") && e.contains("--method cluster"), "{e}");
     let e = fails(&[&base[..], &["--method", "cluster", "--sub-heads", "9", "--out", &format!("{p}2")]].concat());
     assert!(e.contains("--sub-heads"), "{e}");
@@ -140,6 +147,9 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert!(joined <= 120 - 50, "only unlabeled images join: {joined}");
     let e = fails(&[&tune[..], &pseudo, &["--from", ae.to_str().unwrap()]].concat());
     assert!(e.contains("cluster_heads"), "{e}");
+    // the readout names clusters many-to-one: 4 clusters can label images of 10 classes
+    ok(&[&tune[..], &pseudo, &["--from", p]].concat());
+    assert_eq!(manifest(&ft)["config"]["finetune"]["cluster_labels"], 0.5);
     let e =
         fails(&[&tune[..], &["--head-init", "clusters", "--head", "8", "--from", pre10.to_str().unwrap()]].concat());
     assert!(e.contains("--head") && e.contains("--head-init clusters"), "{e}");

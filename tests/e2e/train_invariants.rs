@@ -93,6 +93,7 @@ fn tune(
         device: &device,
         eval: None,
         clusters: None,
+        readout: None,
     };
     strata_train::finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut strata_train::recorder::Discard).unwrap()
 }

@@ -6,6 +6,7 @@ use crate::error::{Context, Result, RunError};
 use std::path::Path;
 use strata_data::{Dataset, Normalization, Split, stratified_fraction, stratified_subset};
 use strata_nn::{ArchSpec, HeadSpec, InputShape};
+use strata_train::cluster_readout::ClusterReadout;
 use strata_train::finetune::FinetuneOutcome;
 use strata_train::finetune::HeadInit;
 use strata_train::manifest::{BlockRecord, DataRecord, Manifest, ParentRecord, RunKind};
@@ -205,8 +206,14 @@ impl Stage2 {
             _ => Init::Scratch,
         };
         let clusters = match &self.parent {
-            Some(p) if (cfg.head_init == HeadInit::Clusters || cfg.cluster_labels > 0.0) && !plan.is_scratch() => {
+            Some(p) if cfg.head_init == HeadInit::Clusters && !plan.is_scratch() => {
                 Some(ClusterHead::of_run(&p.bytes, &p.run.weights_path(), &p.run.manifest)?)
+            }
+            _ => None,
+        };
+        let readout = match &self.parent {
+            Some(p) if cfg.cluster_labels > 0.0 && !plan.is_scratch() => {
+                Some(ClusterReadout::of_run(&p.bytes, &p.run.weights_path(), &p.run.manifest)?)
             }
             _ => None,
         };
@@ -220,6 +227,7 @@ impl Stage2 {
             device: &self.device,
             eval,
             clusters: clusters.as_ref(),
+            readout: readout.as_ref(),
         };
         strata_train::finetune(init, &job, observer, log)
     }

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod cluster_readout;
 pub mod device;
 pub mod engine;
 pub mod error;

@@ -28,6 +28,9 @@ pub enum ProbeMethod {
     Ncm,
     /// a `cluster` run's kept cluster head, each cluster named by the majority of its labeled images
     Cluster,
+    /// every cluster head of a run (main and over-clustering, all sub-heads), each cluster
+    /// read as its labeled images' classes, the heads averaged (see `cluster_readout`)
+    Readout,
 }
 
 impl std::str::FromStr for ProbeMethod {
@@ -38,7 +41,8 @@ impl std::str::FromStr for ProbeMethod {
             "knn" => Ok(Self::Knn),
             "ncm" => Ok(Self::Ncm),
             "cluster" => Ok(Self::Cluster),
-            _ => Err(format!("unknown probe `{s}`; use linear, knn, ncm or cluster")),
+            "readout" => Ok(Self::Readout),
+            _ => Err(format!("unknown probe `{s}`; use linear, knn, ncm, cluster or readout")),
         }
     }
 }
@@ -354,11 +358,11 @@ pub fn predict(
         }
         ProbeMethod::Linear => (linear(train, labels, test, classes, cfg, device)?, None),
         ProbeMethod::Ncm => (Prototypes::fit(train, labels, classes).predict(test), None),
-        ProbeMethod::Cluster => {
+        ProbeMethod::Cluster | ProbeMethod::Readout => {
             return Err(TrainError::config(
                 "--method",
-                "cluster",
-                "the cluster probe reads the head of a `strata pretrain --method cluster` run: use `strata probe RUN --method cluster` on such a run",
+                if method == ProbeMethod::Cluster { "cluster" } else { "readout" },
+                "the cluster probes read the heads of a `strata pretrain --method cluster` run: use `strata probe RUN --method cluster,readout` on such a run",
             ));
         }
     })

@@ -1,9 +1,11 @@
-//! A parent's cluster head in stage two: the output layer can start as the kept sub-head,
+//! A parent's cluster heads in stage two: the output layer can start as the kept sub-head,
 //! its clusters put in the order of the classes they best match on the labeled images, so
 //! the classifier starts as the clusters named by the labels; and the unlabeled training
-//! images the head is sure of can join the labeled ones, labeled with their cluster's class.
+//! images the readout of every head (`cluster_readout`) is sure of can join the labeled
+//! ones, labeled with the class it reads.
 
 use super::prototype::replaced;
+use crate::cluster_readout::ClusterReadout;
 use crate::error::{Result, TrainError};
 use crate::methods::cluster::ClusterHead;
 use crate::probe;
@@ -67,33 +69,31 @@ pub(super) fn imprint(
     Ok(Classifier { backbone, head })
 }
 
-/// `data` with every row outside the labeled `rows` relabeled as its cluster's class under
-/// `head` (so no true label of an unlabeled image is left to leak), and the rows to train on:
-/// the labeled ones, then those the head puts in their cluster with probability at least
-/// `min_confidence`.
+/// `data` with every row outside the labeled `rows` relabeled as the class `readout` reads for
+/// it once named by the labeled rows (so no true label of an unlabeled image is left to
+/// leak), and the rows to train on: the labeled ones, then those the readout gives their class
+/// with probability at least `min_confidence`.
 pub(super) fn pseudo_labelled(
     model: &Classifier,
-    head: &ClusterHead,
+    readout: &ClusterReadout,
     data: &Dataset,
     norm: &Normalization,
     rows: &[usize],
     device: &Device,
     min_confidence: f64,
 ) -> Result<(Dataset, Vec<usize>)> {
-    let class_of = class_clusters(model, head, data, norm, rows, device)?;
-    let mut class = vec![0u32; class_of.len()];
-    for (c, &k) in class_of.iter().enumerate() {
-        class[k] = c as u32;
-    }
+    let mut labels = data.require_labels()?.to_vec();
+    let seen: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+    let features = probe::features(&model.backbone, data, rows, norm, device);
+    let fitted = readout.fit(&features, &seen, data.num_classes())?;
     let labeled: std::collections::HashSet<usize> = rows.iter().copied().collect();
     let others: Vec<usize> = (0..data.len()).filter(|r| !labeled.contains(r)).collect();
-    let mut labels = data.require_labels()?.to_vec();
     let mut train = rows.to_vec();
     // in chunks: the features of tens of thousands of images at once would be large
     for chunk in others.chunks(4096) {
-        let assigned = head.assign_with_confidence(&probe::features(&model.backbone, data, chunk, norm, device))?;
-        for (&r, &(k, p)) in chunk.iter().zip(&assigned) {
-            labels[r] = class[k];
+        let read = fitted.predict(&probe::features(&model.backbone, data, chunk, norm, device))?;
+        for (&r, &(class, p)) in chunk.iter().zip(&read) {
+            labels[r] = class;
             if f64::from(p) >= min_confidence {
                 train.push(r);
             }

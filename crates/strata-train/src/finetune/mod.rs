@@ -14,6 +14,7 @@ pub use prototype::HeadInit;
 
 use crate::batch::Batcher;
 use crate::checkpoint::{OPTIM_PART, Parts, part};
+use crate::cluster_readout::ClusterReadout;
 use crate::engine::{
     self, Figures, Objective, PhasePlan, Plan, Window, nonfinite, restore_model, restore_optim, save_parts,
 };
@@ -101,6 +102,8 @@ pub struct FinetuneJob<'a> {
     pub eval: Option<&'a Dataset>,
     /// the parent's cluster head, read for `--head-init clusters` (None from scratch)
     pub clusters: Option<&'a ClusterHead>,
+    /// the parent's cluster heads, all of them, read for `--cluster-labels` (None from scratch)
+    pub readout: Option<&'a ClusterReadout>,
 }
 
 /// Name of the checkpoint part holding the finished phases' records.
@@ -278,9 +281,9 @@ pub fn finetune(
     // the unlabeled images the cluster head is sure of join the labeled ones; there are tens
     // of thousands, so their frozen features are not cached (computing them would cost more
     // than the phase)
-    let pseudo = match (cfg.cluster_labels > 0.0, job.clusters) {
-        (true, Some(head)) => {
-            Some(clusters::pseudo_labelled(&model, head, train, norm, rows, device, cfg.cluster_labels)?)
+    let pseudo = match (cfg.cluster_labels > 0.0, job.readout) {
+        (true, Some(readout)) => {
+            Some(clusters::pseudo_labelled(&model, readout, train, norm, rows, device, cfg.cluster_labels)?)
         }
         (true, None) if !backbone.is_scratch() => {
             return Err(clusters_needed("--cluster-labels", cfg.cluster_labels.to_string()));
@@ -410,6 +413,7 @@ mod tests {
             device: &device,
             eval: None,
             clusters: None,
+            readout: None,
         };
         finetune(Init::Pretrained(blocks), &job, &mut Silent, &mut crate::recorder::Discard).unwrap()
     }
@@ -490,6 +494,7 @@ mod tests {
             device: &device,
             eval: None,
             clusters: None,
+            readout: None,
         };
         let model = build_model(Init::Pretrained(parent_blocks(&device)), &job, INPUT, &device).unwrap().train();
         let model = apply_freeze(model, unfrozen);
@@ -569,6 +574,7 @@ mod tests {
             device: &device,
             eval: None,
             clusters: Some(&head),
+            readout: None,
         };
         let model = build_model(Init::Pretrained(blocks.clone()), &job, INPUT, &device).unwrap();
         let model = clusters::imprint(model, &head, &data, &norm, &rows, &device).unwrap();
@@ -595,10 +601,16 @@ mod tests {
     }
 
     #[test]
-    fn unlabeled_images_the_head_is_sure_of_join_as_their_clusters_class() {
+    fn unlabeled_images_the_readout_is_sure_of_join_as_the_class_it_reads() {
         let device = Device::default();
         let blocks = parent_blocks(&device);
-        let head = cluster_head(&blocks, 4, 1, 2, 0);
+        // a cluster run's weights: main heads (2 sub-heads of 2) and over-clustering ones (2 of 4)
+        let net = seeded(&device, 4, || ClusterNet {
+            backbone: blocks.to_vec(),
+            cluster_heads: LinearConfig::new(8, 2 * 2).init(&device),
+            overcluster_heads: Some(LinearConfig::new(8, 2 * 4).init(&device)),
+        });
+        let readout = ClusterReadout::load(&weights::to_bytes(&net).unwrap(), "m".as_ref(), 2).unwrap();
         let (data, cfg) = (toy_data(), FinetuneConfig { cluster_labels: 0.5, ..config() });
         let norm = Normalization::fit(&data);
         let labeled = [0usize, 1, 2, 3, 4, 5];
@@ -612,41 +624,38 @@ mod tests {
             norm: &norm,
             device: &device,
             eval: None,
-            clusters: Some(&head),
+            clusters: None,
+            readout: Some(&readout),
         };
         let model = build_model(Init::Pretrained(blocks.clone()), &job, INPUT, &device).unwrap();
-        let every: Vec<usize> = (0..data.len()).collect();
-        let seen =
-            head.assign_with_confidence(&crate::probe::features(&blocks, &data, &every, &norm, &device)).unwrap();
         let truth = data.labels.clone().unwrap();
-        let mut counts = vec![vec![0i64; 2]; 2];
-        for &r in &labeled {
-            counts[truth[r] as usize][seen[r].0] += 1;
-        }
-        let class_of = clusters::matching(&counts);
-        let class = |k: usize| class_of.iter().position(|&c| c == k).unwrap() as u32;
+        let features = |rows: &[usize]| crate::probe::features(&blocks, &data, rows, &norm, &device);
+        let seen: Vec<u32> = labeled.iter().map(|&r| truth[r]).collect();
+        let every: Vec<usize> = (0..data.len()).collect();
+        let read = readout.fit(&features(&labeled), &seen, 2).unwrap().predict(&features(&every)).unwrap();
         // a threshold at the median confidence: about half of the others join
-        let mut p: Vec<f32> = seen.iter().map(|s| s.1).collect();
+        let mut p: Vec<f32> = read.iter().map(|s| s.1).collect();
         p.sort_by(f32::total_cmp);
         let t = f64::from(p[p.len() / 2]);
-        let (relabeled, rows) = clusters::pseudo_labelled(&model, &head, &data, &norm, &labeled, &device, t).unwrap();
+        let (relabeled, rows) =
+            clusters::pseudo_labelled(&model, &readout, &data, &norm, &labeled, &device, t).unwrap();
         let got = relabeled.labels.unwrap();
         assert_eq!(&rows[..6], &labeled, "the labeled rows come first");
         for r in 0..data.len() {
             if labeled.contains(&r) {
                 assert_eq!(got[r], truth[r], "row {r} keeps its true label");
             } else {
-                assert_eq!(got[r], class(seen[r].0), "row {r} carries its cluster's class, never its true label");
-                assert_eq!(rows.contains(&r), f64::from(seen[r].1) >= t, "row {r}");
+                assert_eq!(got[r], read[r].0, "row {r} carries the class read for it, never its true label");
+                assert_eq!(rows.contains(&r), f64::from(read[r].1) >= t, "row {r}");
             }
         }
         assert!(rows.len() > 6 && rows.len() < data.len(), "{} rows", rows.len());
-        // the whole stage two runs on them, and is refused without a cluster head
+        // the whole stage two runs on them, and is refused without cluster heads
         let out = finetune(Init::Pretrained(blocks.clone()), &job, &mut Silent, &mut crate::recorder::Discard);
         assert!(out.is_ok());
         let e = finetune(
             Init::Pretrained(blocks),
-            &FinetuneJob { clusters: None, ..job },
+            &FinetuneJob { readout: None, ..job },
             &mut Silent,
             &mut crate::recorder::Discard,
         );

@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use strata_run::stage2::Stage2;
 use strata_train::Evaluation;
+use strata_train::cluster_readout::ClusterReadout;
 use strata_train::methods::cluster::ClusterHead;
 use strata_train::probe::{self, ProbeConfig, ProbeMethod};
 use strata_train::reuse::load_backbone;
@@ -18,8 +19,9 @@ pub struct Args {
     #[command(flatten)]
     pub data: LabeledData,
     /// linear (logistic regression on frozen features), knn (cosine, similarity-weighted vote)
-    /// ncm (nearest class mean) or cluster (a `cluster` run's head, each cluster named by its
-    /// labeled images); repeat or separate with commas for several.
+    /// ncm (nearest class mean), cluster (a `cluster` run's kept head, each cluster named by
+    /// its labeled images) or readout (every cluster head of such a run, each cluster read as
+    /// its labeled images' classes, the heads averaged); repeat or separate with commas.
     #[arg(long, value_delimiter = ',', default_value = "linear,knn,ncm")]
     pub method: Vec<ProbeMethod>,
     /// Skip the kNN on every labeled training image (the representation's ceiling), which is
@@ -43,9 +45,9 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let cfg = a.cfg;
     cfg.validate()?;
-    if cfg.pooled && a.method.contains(&ProbeMethod::Cluster) {
+    if cfg.pooled && (a.method.contains(&ProbeMethod::Cluster) || a.method.contains(&ProbeMethod::Readout)) {
         bail!(
-            "--pooled cannot be used with --method cluster: the cluster head reads the top block's output; probe the clusters without --pooled"
+            "--pooled cannot be used with --method cluster or readout: the cluster heads read the top block's output; probe the clusters without --pooled"
         );
     }
     let subset = a.data.labels()?;
@@ -108,13 +110,21 @@ pub fn run(a: Args) -> Result<()> {
             report(&what, method, &pred, None, rows.len(), t.elapsed().as_secs_f64());
             continue;
         }
+        if method == ProbeMethod::Readout {
+            let readout = ClusterReadout::of_run(&parent.bytes, &parent.run.weights_path(), m)?;
+            let pred: Vec<u32> =
+                readout.fit(&train_f, &train_labels, classes)?.predict(&test_f)?.into_iter().map(|(c, _)| c).collect();
+            let what = format!("cluster readout ({} heads)", readout.heads());
+            report(&what, method, &pred, None, rows.len(), t.elapsed().as_secs_f64());
+            continue;
+        }
         let (pred, k_used) = probe::predict(method, &train_f, &train_labels, &test_f, classes, &cfg, device)?;
         let what = match (method, k_used) {
             (ProbeMethod::Knn, Some(n)) if cfg.k.is_none() => format!("kNN (k={n} by leave-one-out)"),
             (ProbeMethod::Knn, n) => format!("kNN (k={}, cosine)", n.unwrap_or_default()),
             (ProbeMethod::Linear, _) => format!("linear ({} steps)", cfg.steps),
             (ProbeMethod::Ncm, _) => "nearest class mean".into(),
-            (ProbeMethod::Cluster, _) => unreachable!("handled above"),
+            (ProbeMethod::Cluster | ProbeMethod::Readout, _) => unreachable!("handled above"),
         };
         report(&what, method, &pred, k_used, rows.len(), t.elapsed().as_secs_f64());
     }
