@@ -1,6 +1,6 @@
 //! Label efficiency: pretrain each method once on the unlabeled pool, then for each label
 //! count and seed fine-tune its backbone, probe its frozen features (nearest class mean, kNN
-//! with k by leave-one-out), and train the same classifier from scratch on the same labels
+//! with k by leave-one-out, and the cluster readout where the run has cluster heads), and train the same classifier from scratch on the same labels
 //! with the same recipe, and with strata 0.2's untuned schedule; write a table (Markdown and
 //! CSV, mean ± std test accuracy) and a plot of accuracy against the number of labels.
 //!
@@ -20,6 +20,7 @@ use strata_nn::ArchSpec;
 use strata_run::context::load_data;
 use strata_run::pipeline::{self, FinetuneRequest, LabelSubset, PretrainRequest};
 use strata_run::stats::{mean_std, pct};
+use strata_train::cluster_readout::ClusterReadout;
 use strata_train::finetune::untuned;
 use strata_train::probe::{self, FeatureMatrix, ProbeConfig, ProbeMethod};
 use strata_train::progress::Silent;
@@ -118,6 +119,8 @@ struct Figures {
     ncm: f64,
     knn: f64,
     knn_k: usize,
+    /// the cluster readout (`strata probe --method readout`), where the run has cluster heads
+    readout: f64,
     seconds: f64,
 }
 
@@ -221,13 +224,15 @@ impl Study<'_> {
             ncm: f64::NAN,
             knn: f64::NAN,
             knn_k: 0,
+            readout: f64::NAN,
             seconds: num("seconds"),
         })
     }
 
-    /// Nearest class mean and leave-one-out kNN on the frozen backbone's features of `rows`.
-    fn probes(&self, pre: &Pretrained, rows: &[usize]) -> Result<(f64, f64, usize)> {
-        let Pretrained { run: pre, blocks, device, test_f } = pre;
+    /// Nearest class mean, leave-one-out kNN and the cluster readout (NaN without cluster
+    /// heads) on the frozen backbone's features of `rows`.
+    fn probes(&self, pre: &Pretrained, rows: &[usize]) -> Result<(f64, f64, usize, f64)> {
+        let Pretrained { run: pre, blocks, device, test_f, readout } = pre;
         let labels = self.train.require_labels()?;
         let train_f = probe::features(blocks, &self.train, rows, &pre.manifest.normalization, device);
         let train_labels: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
@@ -237,7 +242,14 @@ impl Study<'_> {
         let cfg = ProbeConfig::default();
         let (ncm, _) = probe::predict(ProbeMethod::Ncm, &train_f, &train_labels, test_f, classes, &cfg, device)?;
         let (knn, k) = probe::predict(ProbeMethod::Knn, &train_f, &train_labels, test_f, classes, &cfg, device)?;
-        Ok((score(&ncm), score(&knn), k.unwrap_or_default()))
+        let read = match readout {
+            Some(r) => {
+                let pred = r.fit(&train_f, &train_labels, classes)?.predict(test_f)?;
+                score(&pred.into_iter().map(|(c, _)| c).collect::<Vec<_>>())
+            }
+            None => f64::NAN,
+        };
+        Ok((score(&ncm), score(&knn), k.unwrap_or_default(), read))
     }
 }
 
@@ -248,6 +260,8 @@ struct Pretrained {
     blocks: Vec<strata_nn::Block>,
     device: burn::tensor::Device,
     test_f: FeatureMatrix,
+    /// every cluster head of the run, if it has any
+    readout: Option<ClusterReadout>,
 }
 
 impl Pretrained {
@@ -264,7 +278,15 @@ impl Pretrained {
         )?;
         let every: Vec<usize> = (0..test.len()).collect();
         let test_f = probe::features(&blocks, test, &every, &run.manifest.normalization, &device);
-        Ok(Self { run, blocks, device, test_f })
+        let has_heads =
+            strata_nn::weights::tensor_from_bytes(&run.weights_bytes()?, "cluster_heads.weight", &run.weights_path())?
+                .is_some();
+        let readout = if has_heads {
+            Some(ClusterReadout::of_run(&run.weights_bytes()?, &run.weights_path(), &run.manifest)?)
+        } else {
+            None
+        };
+        Ok(Self { run, blocks, device, test_f, readout })
     }
 }
 
@@ -320,7 +342,7 @@ fn main() -> Result<()> {
         train: load_data(&format!("{}:train", cfg.data), "data", true, Split::Train)?,
         test: load_data(&format!("{}:test", cfg.data), "data", true, Split::Test)?,
     };
-    let mut csv = String::from("row,labels,seed,frozen,finetuned,ncm,knn,knn_k,seconds\n");
+    let mut csv = String::from("row,labels,seed,frozen,finetuned,ncm,knn,knn_k,readout,seconds\n");
     // (row name, pretraining seconds, one cell per label count)
     let mut table: Vec<(String, Option<f64>, Vec<Cell>)> = Vec::new();
     let classes = study.train.num_classes();
@@ -354,15 +376,16 @@ fn main() -> Result<()> {
                 let req = study.request(Some(pre.run.path.clone()), &prefix, n, FinetuneConfig { seed, ..s.clone() });
                 let mut f = study.classifier(&req)?;
                 let rows = LabelSubset::PerClass(n).rows(labels, classes, seed)?;
-                (f.ncm, f.knn, f.knn_k) = study.probes(&pre, &rows)?;
+                (f.ncm, f.knn, f.knn_k, f.readout) = study.probes(&pre, &rows)?;
                 eprintln!(
-                    "{} labels/class {n} seed {seed}: frozen {:.4} fine-tuned {:.4} ncm {:.4} knn(k={}) {:.4}",
+                    "{} labels/class {n} seed {seed}: frozen {:.4} fine-tuned {:.4} ncm {:.4} knn(k={}) {:.4} readout {:.4}",
                     method.label(),
                     f.frozen,
                     f.finetuned,
                     f.ncm,
                     f.knn_k,
-                    f.knn
+                    f.knn,
+                    f.readout
                 );
                 add_csv(&mut csv, method.label(), n, seed, &f);
                 cell.push(f);
@@ -389,13 +412,14 @@ fn main() -> Result<()> {
 fn add_csv(csv: &mut String, row: &str, n: usize, seed: u64, f: &Figures) {
     let _ = writeln!(
         csv,
-        "{row},{},{seed},{:.4},{:.4},{:.4},{:.4},{},{:.1}",
+        "{row},{},{seed},{:.4},{:.4},{:.4},{:.4},{},{:.4},{:.1}",
         n * 10,
         f.frozen,
         f.finetuned,
         f.ncm,
         f.knn,
         f.knn_k,
+        f.readout,
         f.seconds
     );
 }
@@ -423,10 +447,10 @@ fn write_results(
     );
     md.push_str("| row | pretraining |");
     for &n in &cfg.labels_per_class {
-        let _ = write!(md, " {0} labels: frozen | fine-tuned | NCM | kNN (k) | gain | s |", n * 10);
+        let _ = write!(md, " {0} labels: frozen | fine-tuned | NCM | kNN (k) | readout | gain | s |", n * 10);
     }
     md.push_str("\n|---|---:|");
-    md.push_str(&"---:|---:|---:|---:|---:|---:|".repeat(cfg.labels_per_class.len()));
+    md.push_str(&"---:|---:|---:|---:|---:|---:|---:|".repeat(cfg.labels_per_class.len()));
     md.push('\n');
     for (name, secs, cells) in table {
         let _ = write!(md, "| {name} | {} |", secs.map(|s| format!("{s:.0} s")).unwrap_or_else(|| "-".into()));
@@ -438,10 +462,11 @@ fn write_results(
             let gain = if secs.is_some() { strata_run::stats::points(ft.0 - base) } else { "-".into() };
             let _ = write!(
                 md,
-                " {} | {} | {} | {knn} | {gain} | {:.0} |",
+                " {} | {} | {} | {knn} | {} | {gain} | {:.0} |",
                 pct(column(cell, |f| f.frozen)),
                 pct(ft),
                 pct(column(cell, |f| f.ncm)),
+                pct(column(cell, |f| f.readout)),
                 column(cell, |f| f.seconds).0
             );
         }
