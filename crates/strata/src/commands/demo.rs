@@ -21,7 +21,8 @@ pub struct Args {
     /// Labeled images per class for stage two.
     #[arg(long, default_value_t = 10)]
     pub labels_per_class: usize,
-    /// Pretraining method (siamese is the one that beats scratch on MNIST; see README).
+    /// Pretraining method: siamese comes closest to scratch within the demo's few minutes;
+    /// `cluster`, the best method, needs thousands of steps on the full pool (see README).
     #[arg(long, default_value = "siamese", value_parser = clap::builder::PossibleValuesParser::new(["ae", "dae", "siamese"]))]
     pub method: String,
     /// Pretraining epochs over the unlabeled images.
