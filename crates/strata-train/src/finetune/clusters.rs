@@ -102,6 +102,25 @@ pub(super) fn pseudo_labelled(
     Ok((Dataset { labels: Some(labels), ..data.clone() }, train))
 }
 
+/// A warning when the cluster labels leave a class nearly out: fewer than a quarter of the
+/// mean count of images joined per class (`joined`: the unlabeled rows that join, `labels`
+/// their cluster labels). A readout that spreads a class over clusters is less sure of it, so
+/// a high threshold can drop it whole, and the student then learns it from its few labels.
+pub(super) fn imbalance(labels: &[u32], joined: &[usize], classes: usize) -> Option<String> {
+    let mut counts = vec![0usize; classes];
+    for &r in joined {
+        counts[labels[r] as usize] += 1;
+    }
+    let mean = joined.len() as f64 / classes as f64;
+    let (class, &least) = counts.iter().enumerate().min_by_key(|(_, n)| **n)?;
+    (mean > 0.0 && (least as f64) < mean / 4.0).then(|| {
+        format!(
+            "class {class} has {least} of the {} images joined (a class averages {mean:.0}); the readout is less sure of some classes: a lower --cluster-labels (e.g. 0.5) keeps them",
+            joined.len()
+        )
+    })
+}
+
 /// The one-to-one matching of rows to columns of the square matrix `score` with the largest
 /// total (the Hungarian method, O(n³)): entry `r` of the result is row `r`'s column. IIC names
 /// its clusters this way; a majority vote could give two clusters the same class.
@@ -212,5 +231,20 @@ mod tests {
         assert_eq!(matching(&score), vec![0, 1, 2]);
         let score = vec![vec![0, 8, 1], vec![1, 0, 6], vec![5, 0, 0]];
         assert_eq!(matching(&score), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn a_class_the_cluster_labels_leave_nearly_out_is_named() {
+        // rows 0-16: class 0 x8, class 1 x8, class 2 x1 (a quarter of the mean is 1.4); all join
+        let labels = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2];
+        let every: Vec<usize> = (0..17).collect();
+        let w = imbalance(&labels, &every, 3).unwrap();
+        assert!(w.contains("class 2 has 1 of the 17") && w.contains("--cluster-labels"), "{w}");
+        // two of class 2 are a quarter of the mean or more: no warning
+        assert!(imbalance(&[&labels[..], &[2]].concat(), &(0..18).collect::<Vec<_>>(), 3).is_none());
+        // a class no image joins is the first named
+        assert!(imbalance(&labels, &every, 9).unwrap().contains("class 3 has 0"));
+        assert!(imbalance(&[0, 1, 0, 1], &[0, 1, 2, 3], 2).is_none());
+        assert!(imbalance(&labels, &[], 3).is_none(), "nothing joined: nothing to say");
     }
 }

@@ -23,7 +23,7 @@ use crate::evaluate::{Evaluation, evaluate};
 use crate::layout::{BackbonePlan, Origin};
 use crate::manifest::PhaseRecord;
 use crate::methods::cluster::ClusterHead;
-use crate::progress::Observer;
+use crate::progress::{Event, Observer};
 use crate::recorder::Recorder;
 use crate::step::{checked_loss, smoothed_cross_entropy, step_rng};
 use burn::module::Module;
@@ -290,6 +290,14 @@ pub fn finetune(
         }
         _ => None,
     };
+    if let Some((data, joined)) = &pseudo {
+        let labels = data.require_labels()?;
+        if let Some(message) = clusters::imbalance(labels, &joined[rows.len()..], data.num_classes()) {
+            let event = Event::Warning { phase: "cluster labels".into(), message };
+            rec.record(&event)?;
+            observer.event(event);
+        }
+    }
     let job_rows = rows.len();
     let uncached = FinetuneConfig { no_feature_cache: true, ..cfg.clone() };
     let widened;
