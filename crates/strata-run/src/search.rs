@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use strata_data::stratified_split;
 use strata_nn::ArchSpec;
 use strata_train::finetune::FinetuneOutcome;
-use strata_train::finetune::HeadInit;
+use strata_train::finetune::{FEW_LABELS_CLUSTER_LABELS, HeadInit};
 use strata_train::progress::Silent;
 use strata_train::{FinetuneConfig, RunDir, RunWriter, evaluate};
 
@@ -70,11 +70,18 @@ pub const BASE: &str = "base settings";
 /// the scratch baseline; all blocks reused and frozen; the top one, then two, unfrozen;
 /// the top block dropped, then two, ... (each frozen and with its top block unfrozen);
 /// the top block re-initialised; hidden blocks added; the nearest-class-mean classifier
-/// (prototype head, no training); and, when the parent has cluster heads (`clusters`), the
-/// output layer started at the kept head, then the matched clusters alone. Every other trial trains as many steps as `base`, and its
+/// (prototype head, no training); when the parent's kept cluster head has one cluster per class
+/// (`clusters.head`), the output layer started at it, then the matched clusters alone; and when
+/// it has cluster heads at all (`clusters.readout`), the unlabeled images its cluster readout
+/// labels (`--cluster-labels`). Every other trial trains as many steps as `base`, and its
 /// name is [`FinetuneConfig::to_flags`] against `base`, so typing the name after the search's
 /// own flags reproduces the trial.
-pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>, clusters: bool) -> Vec<Trial> {
+pub fn trials(
+    depth: usize,
+    base: &FinetuneConfig,
+    add_hidden: Option<&ArchSpec>,
+    clusters: ClusterTrials,
+) -> Vec<Trial> {
     let steps = base.steps();
     let with = |f: &dyn Fn(&mut FinetuneConfig)| {
         let mut cfg = base.clone();
@@ -129,7 +136,7 @@ pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>
             c.unfreeze_steps = 0;
         }));
     }
-    if depth > 0 && clusters {
+    if depth > 0 && clusters.head {
         // the base trial's phases (every trial that trains unfreezes something)
         out.push(with(&|c| {
             unfreeze(base.unfreeze_top.max(1))(c);
@@ -141,7 +148,22 @@ pub fn trials(depth: usize, base: &FinetuneConfig, add_hidden: Option<&ArchSpec>
             c.unfreeze_steps = 0;
         }));
     }
+    if depth > 0 && clusters.readout {
+        out.push(with(&|c| {
+            unfreeze(base.unfreeze_top.max(1))(c);
+            c.cluster_labels = FEW_LABELS_CLUSTER_LABELS;
+        }));
+    }
     out
+}
+
+/// What a parent's cluster heads let the search try.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterTrials {
+    /// the kept head has one cluster per class: it can start the output layer
+    pub head: bool,
+    /// the parent has cluster heads: their readout can label the unlabeled images
+    pub readout: bool,
 }
 
 /// One row of the search table.
@@ -223,12 +245,16 @@ pub fn search(req: &SearchRequest, progress: &mut dyn FnMut(&Row)) -> Result<Sea
     let mut rows = Vec::new();
     // the first seed's classifier of every finished trial, one of which is written
     let mut kept: Vec<Option<(FinetuneConfig, Resolved, FinetuneOutcome)>> = Vec::new();
-    // a parent whose kept cluster head has one cluster per class can start the output layer
-    let clusters = stage.parent.as_ref().is_some_and(|p| {
-        let m = &p.run.manifest;
-        m.metrics.get("chosen_head").is_some()
-            && m.config["train"]["clusters"].as_u64() == Some(stage.train.num_classes() as u64)
-    });
+    // a parent whose kept cluster head has one cluster per class can start the output layer;
+    // one with cluster heads at all can label the unlabeled images
+    let has_heads = stage.parent.as_ref().is_some_and(|p| p.run.manifest.metrics.get("chosen_head").is_some());
+    let clusters = ClusterTrials {
+        head: has_heads
+            && stage.parent.as_ref().is_some_and(|p| {
+                p.run.manifest.config["train"]["clusters"].as_u64() == Some(stage.train.num_classes() as u64)
+            }),
+        readout: has_heads,
+    };
     for trial in trials(depth, &req.base, req.add_hidden.as_ref(), clusters) {
         let spent = started.elapsed();
         let typical = rows.iter().map(|r: &Row| r.seconds).fold(0.0, f64::max);
@@ -414,8 +440,10 @@ mod tests {
     #[test]
     fn the_trials_walk_the_strategy() {
         let add = ArchSpec::parse("dense64").unwrap();
-        let names: Vec<String> =
-            trials(3, &FinetuneConfig::default(), Some(&add), false).into_iter().map(|t| t.name).collect();
+        let names: Vec<String> = trials(3, &FinetuneConfig::default(), Some(&add), ClusterTrials::default())
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
         let frozen = "--frozen-steps 3000 --unfreeze-steps 0 --unfreeze-top 0";
         assert_eq!(
             names,
@@ -434,13 +462,30 @@ mod tests {
                 "--frozen-steps 0 --head-init prototype --unfreeze-steps 0".into(),
             ]
         );
-        // a parent with cluster heads adds the cluster-head start, then the clusters alone
-        let more: Vec<String> = trials(3, &FinetuneConfig::default(), Some(&add), true)
+        // a parent with cluster heads adds the cluster-head start, the clusters alone and the
+        // readout's labels
+        let all = ClusterTrials { head: true, readout: true };
+        let more: Vec<String> = trials(3, &FinetuneConfig::default(), Some(&add), all)
             .into_iter()
             .map(|t| t.name)
             .skip(names.len())
             .collect();
-        assert_eq!(more, ["--head-init clusters", "--frozen-steps 0 --head-init clusters --unfreeze-steps 0"]);
+        assert_eq!(
+            more,
+            [
+                "--head-init clusters",
+                "--frozen-steps 0 --head-init clusters --unfreeze-steps 0",
+                "--cluster-labels 0.5"
+            ]
+        );
+        // cluster heads of another count than the classes: only the readout's labels
+        let readout = ClusterTrials { head: false, readout: true };
+        let more: Vec<String> = trials(3, &FinetuneConfig::default(), Some(&add), readout)
+            .into_iter()
+            .map(|t| t.name)
+            .skip(names.len())
+            .collect();
+        assert_eq!(more, ["--cluster-labels 0.5"]);
     }
 
     fn row(val: f64, std: f64) -> Row {
@@ -472,7 +517,11 @@ mod tests {
     fn a_trial_name_typed_after_the_base_flags_reproduces_the_trial() {
         let base_flags = ["strata", "--frozen-steps", "30", "--unfreeze-steps", "0", "--lr", "0.01", "--seed", "4"];
         let base = Flags::parse_from(base_flags).cfg;
-        for t in trials(3, &base, Some(&ArchSpec::parse("dense8").unwrap()), true).into_iter().filter(|t| !t.scratch) {
+        for t in
+            trials(3, &base, Some(&ArchSpec::parse("dense8").unwrap()), ClusterTrials { head: true, readout: true })
+                .into_iter()
+                .filter(|t| !t.scratch)
+        {
             let mut argv: Vec<String> = base_flags.iter().map(|s| s.to_string()).collect();
             if t.name != BASE {
                 argv.extend(t.name.split(' ').map(str::to_string));
@@ -484,7 +533,7 @@ mod tests {
     #[test]
     fn every_trial_trains_as_many_steps_as_the_baseline() {
         let base = FinetuneConfig { frozen_steps: 30, unfreeze_steps: 0, ..FinetuneConfig::default() };
-        for t in trials(2, &base, None, true)
+        for t in trials(2, &base, None, ClusterTrials { head: true, readout: true })
             .into_iter()
             .filter(|t| t.cfg.head_init == HeadInit::Random || t.cfg.steps() > 0)
         {

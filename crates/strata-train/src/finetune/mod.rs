@@ -8,7 +8,7 @@ pub mod config;
 pub mod phases;
 pub mod prototype;
 
-pub use config::{FinetuneConfig, untuned};
+pub use config::{FEW_LABELS_CLUSTER_LABELS, FinetuneConfig, untuned};
 pub use phases::{Phase, PhaseRates, apply_freeze, phase_rates, plan};
 pub use prototype::HeadInit;
 
