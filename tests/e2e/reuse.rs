@@ -234,7 +234,7 @@ fn probe_scores_frozen_features_both_ways() {
     let e = fails(&["probe", pre.to_str().unwrap(), "--train", &d, "--test", &format!("{d}:test"), "--k", "0"]);
     assert!(e.contains("--k"), "{e}");
     let e = fails(&["probe", pre.to_str().unwrap(), "--train", &d, "--test", &format!("{d}:test"), "--method", "svm"]);
-    assert!(e.contains("linear, knn, ncm or cluster"), "{e}");
+    assert!(e.contains("linear, knn, ncm, cluster or readout"), "{e}");
     // from a label subset, the kNN on every label is added as the representation's ceiling
     let out = ok(&[
         "probe",
