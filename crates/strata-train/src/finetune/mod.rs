@@ -278,7 +278,7 @@ pub fn finetune(
         (HeadInit::Clusters, None) => return Err(clusters_needed("--head-init", "clusters".into())),
         (HeadInit::Random, _) => model,
     };
-    // the unlabeled images the cluster head is sure of join the labeled ones; there are tens
+    // the unlabeled images the cluster readout is sure of join the labeled ones; there are tens
     // of thousands, so their frozen features are not cached (computing them would cost more
     // than the phase)
     let pseudo = match (cfg.cluster_labels > 0.0, job.readout) {
