@@ -1,8 +1,9 @@
 //! Label efficiency: pretrain each method once on the unlabeled pool, then for each label
 //! count and seed fine-tune its backbone, probe its frozen features (nearest class mean, kNN
-//! with k by leave-one-out, and the cluster readout where the run has cluster heads), and train the same classifier from scratch on the same labels
-//! with the same recipe, and with strata 0.2's untuned schedule; write a table (Markdown and
-//! CSV, mean ± std test accuracy) and a plot of accuracy against the number of labels.
+//! with k by leave-one-out, and the cluster readout where the run has cluster heads), and
+//! train the same classifier from scratch on the same labels with the same recipe, and with
+//! strata 0.2's untuned schedule; write a table (Markdown and CSV, mean ± std test accuracy)
+//! and a plot of accuracy against the number of labels.
 //!
 //! `cargo run --release --example label_efficiency -- examples/label_efficiency/config.toml [--force]`
 //!
@@ -243,10 +244,7 @@ impl Study<'_> {
         let (ncm, _) = probe::predict(ProbeMethod::Ncm, &train_f, &train_labels, test_f, classes, &cfg, device)?;
         let (knn, k) = probe::predict(ProbeMethod::Knn, &train_f, &train_labels, test_f, classes, &cfg, device)?;
         let read = match readout {
-            Some(r) => {
-                let pred = r.fit(&train_f, &train_labels, classes)?.predict(test_f)?;
-                score(&pred.into_iter().map(|(c, _)| c).collect::<Vec<_>>())
-            }
+            Some(r) => score(&r.fit(&train_f, &train_labels, classes)?.classify(test_f)?),
             None => f64::NAN,
         };
         Ok((score(&ncm), score(&knn), k.unwrap_or_default(), read))
@@ -268,8 +266,9 @@ impl Pretrained {
     fn load(run: RunDir, test: &Dataset) -> Result<Self> {
         let (_, device) = strata_run::context::device("cpu")?;
         let arch = ArchSpec::parse(&run.manifest.arch)?;
+        let bytes = run.weights_bytes()?;
         let blocks = strata_train::reuse::load_backbone(
-            run.weights_bytes()?,
+            bytes.clone(),
             &run.weights_path(),
             &arch,
             run.manifest.input,
@@ -278,14 +277,7 @@ impl Pretrained {
         )?;
         let every: Vec<usize> = (0..test.len()).collect();
         let test_f = probe::features(&blocks, test, &every, &run.manifest.normalization, &device);
-        let has_heads =
-            strata_nn::weights::tensor_from_bytes(&run.weights_bytes()?, "cluster_heads.weight", &run.weights_path())?
-                .is_some();
-        let readout = if has_heads {
-            Some(ClusterReadout::of_run(&run.weights_bytes()?, &run.weights_path(), &run.manifest)?)
-        } else {
-            None
-        };
+        let readout = ClusterReadout::in_run(&bytes, &run.weights_path(), &run.manifest)?;
         Ok(Self { run, blocks, device, test_f, readout })
     }
 }

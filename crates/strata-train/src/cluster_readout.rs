@@ -17,6 +17,14 @@ use std::path::Path;
 /// values are best, and below 0.01 nothing changes).
 const PRIOR: f64 = 0.01;
 
+/// The error for a run without cluster heads.
+fn no_heads(path: &Path) -> TrainError {
+    TrainError::BadRun {
+        path: path.into(),
+        reason: "no `cluster_heads`: the cluster readout needs a run with cluster heads (`strata pretrain --method cluster`, or `contrastive --cluster-weight`)".into(),
+    }
+}
+
 /// The heads' layers of a cluster run, with the split of their logits into sub-heads.
 struct HeadLayer {
     /// features x (sub-heads x clusters), as burn's `Linear` stores it
@@ -55,13 +63,23 @@ impl ClusterReadout {
     /// `cluster_heads` and, if it has them, `overcluster_heads`, split into the manifest's
     /// `sub_heads`.
     pub fn of_run(bytes: &[u8], path: &Path, manifest: &Manifest) -> Result<Self> {
+        Self::in_run(bytes, path, manifest)?.ok_or_else(|| no_heads(path))
+    }
+
+    /// [`Self::of_run`], or None for a run without cluster heads (a study's other methods).
+    pub fn in_run(bytes: &[u8], path: &Path, manifest: &Manifest) -> Result<Option<Self>> {
         let sub_heads = manifest.config["train"]["sub_heads"].as_u64().unwrap_or(1) as usize;
-        Self::load(bytes, path, sub_heads)
+        Self::read(bytes, path, sub_heads)
     }
 
     /// Reads the heads from weights `bytes` (read from `path`) whose layers hold `sub_heads`
     /// sub-heads each.
     pub fn load(bytes: &[u8], path: &Path, sub_heads: usize) -> Result<Self> {
+        Self::read(bytes, path, sub_heads)?.ok_or_else(|| no_heads(path))
+    }
+
+    /// [`Self::load`], None without `cluster_heads`.
+    fn read(bytes: &[u8], path: &Path, sub_heads: usize) -> Result<Option<Self>> {
         let bad = |reason: String| TrainError::BadRun { path: path.into(), reason };
         let mut layers = vec![];
         let mut dim = 0;
@@ -69,9 +87,7 @@ impl ClusterReadout {
             let read = |part: &str| strata_nn::weights::tensor_from_bytes(bytes, &format!("{name}.{part}"), path);
             let (Some((shape, weight)), Some((_, bias))) = (read("weight")?, read("bias")?) else {
                 if name == "cluster_heads" {
-                    return Err(bad(
-                        "no `cluster_heads`: the cluster readout needs a run with cluster heads (`strata pretrain --method cluster`, or `contrastive --cluster-weight`)".into(),
-                    ));
+                    return Ok(None);
                 }
                 continue;
             };
@@ -84,7 +100,7 @@ impl ClusterReadout {
             dim = inputs;
             layers.push(HeadLayer { weight, bias, sub_heads });
         }
-        Ok(Self { dim, layers })
+        Ok(Some(Self { dim, layers }))
     }
 
     /// Sub-heads in all (main and over-clustering).
@@ -166,6 +182,11 @@ impl FittedReadout<'_> {
             }
         }
         p
+    }
+
+    /// The most likely class of each row of `f`.
+    pub fn classify(&self, f: &FeatureMatrix) -> Result<Vec<u32>> {
+        Ok(self.predict(f)?.into_iter().map(|(c, _)| c).collect())
     }
 
     /// The most likely class of each row of `f` and its probability under the readout.

@@ -115,8 +115,9 @@ pub(super) fn imbalance(labels: &[u32], joined: &[usize], classes: usize) -> Opt
     let (class, &least) = counts.iter().enumerate().min_by_key(|(_, n)| **n)?;
     (mean > 0.0 && (least as f64) < mean / 4.0).then(|| {
         format!(
-            "class {class} has {least} of the {} images joined (a class averages {mean:.0}); the readout is less sure of some classes: a lower --cluster-labels (e.g. 0.5) keeps them",
-            joined.len()
+            "class {class} has {least} of the {} images joined (a class averages {mean:.0}); the readout is less sure of some classes: a lower --cluster-labels (e.g. {}) keeps them",
+            joined.len(),
+            super::FEW_LABELS_CLUSTER_LABELS
         )
     })
 }

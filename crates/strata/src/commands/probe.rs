@@ -112,8 +112,7 @@ pub fn run(a: Args) -> Result<()> {
         }
         if method == ProbeMethod::Readout {
             let readout = ClusterReadout::of_run(&parent.bytes, &parent.run.weights_path(), m)?;
-            let pred: Vec<u32> =
-                readout.fit(&train_f, &train_labels, classes)?.predict(&test_f)?.into_iter().map(|(c, _)| c).collect();
+            let pred = readout.fit(&train_f, &train_labels, classes)?.classify(&test_f)?;
             let what = format!("cluster readout ({} heads)", readout.heads());
             report(&what, method, &pred, None, rows.len(), t.elapsed().as_secs_f64());
             continue;
