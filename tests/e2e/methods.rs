@@ -96,6 +96,14 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert_eq!(sizes.iter().sum::<u64>(), 120, "every counted image falls into one cluster");
     assert!(m["metrics"]["chosen_head"].as_u64().unwrap() < 3);
     assert_eq!(m["config"]["train"]["clusters"], 4);
+    // each epoch logs the mean rate it trained at: under warm-up + cosine, below --lr and falling
+    let rates: Vec<f64> = std::fs::read_to_string(pre.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64().unwrap())
+        .collect();
+    let lr = m["config"]["train"]["lr"].as_f64().unwrap();
+    assert!(rates.len() == 2 && rates[1] < rates[0] && rates[0] < lr, "{rates:?} against --lr {lr}");
     // the collapse verdict is recorded either way: null, or the reason
     assert!(m["metrics"]["collapse"].is_null() || m["metrics"]["collapse"].is_string());
     let test = format!("{d}:test");
