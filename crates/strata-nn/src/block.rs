@@ -90,7 +90,7 @@ impl Block {
             };
             let mut y = strata_ops::conv2d(conv, x);
             if let Some(norm) = &self.norm {
-                y = norm.forward(y);
+                y = strata_ops::batch_norm(norm, y);
             }
             // relu then pool is one pass of strata's kernel (max commutes with relu)
             Features::Map(match &self.pool {
@@ -101,7 +101,7 @@ impl Block {
         } else if let Some(linear) = &self.linear {
             let mut y = linear.forward(x.flat());
             if let Some(norm) = &self.norm {
-                y = norm.forward(y);
+                y = strata_ops::batch_norm(norm, y);
             }
             Features::Flat(apply_activation(y, self.activation))
         } else {

@@ -31,7 +31,7 @@ impl DecoderBlock {
     /// The stage's batch norm (if any), then its activation.
     fn finish<const D: usize>(&self, y: Tensor<D>) -> Tensor<D> {
         let y = match &self.norm {
-            Some(norm) => norm.forward(y),
+            Some(norm) => strata_ops::batch_norm(norm, y),
             None => y,
         };
         apply_activation(y, self.activation)

@@ -4,7 +4,7 @@
 
 use crate::geometry::Geometry;
 use crate::kernels::{self, Wanted};
-use crate::pool;
+use crate::{norm, pool};
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -13,7 +13,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::ops::conv::{calculate_conv_output_size_asymmetric, calculate_conv_transpose_output_size};
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::backend::{Autodiff, Backend, Flex, TensorMetadata, backend_extension};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Flex, TensorMetadata, backend_extension};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Bytes, DType, Shape};
 
@@ -43,6 +43,15 @@ pub trait OpsBackend: Backend {
     /// Max pooling with a `kernel` window and the same stride, no padding; with `relu`, the
     /// ReLU before it fused in.
     fn strata_max_pool2d(x: FloatTensor<Self>, kernel: [usize; 2], relu: bool) -> FloatTensor<Self>;
+
+    /// Batch norm in training mode over every axis but the channels (axis 1): the output, and
+    /// the batch mean and biased variance per channel (no gradient flows through those two).
+    fn strata_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// Which convolution a backward pass belongs to, with its options.
@@ -79,6 +88,19 @@ pub trait Kernels: Backend {
         kernel: [usize; 2],
         input: [usize; 4],
     ) -> FloatTensor<Self>;
+
+    /// The gradients of [`OpsBackend::strata_batch_norm_train`] asked for by `want` = (dx,
+    /// dgamma, dbeta), given the statistics it returned.
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_gradients(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        mean: FloatTensor<Self>,
+        var: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+        epsilon: f64,
+        want: [bool; 3],
+    ) -> GradTriple<Self>;
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -97,6 +119,14 @@ fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
             std::borrow::Cow::Owned(c.storage::<f32>()[start..end].to_vec())
         }
     }
+}
+
+/// `[n, c, plane]` of a tensor with at least two axes, `plane` the product of the others.
+fn channels(t: &FlexTensor) -> [usize; 3] {
+    let s = t.layout().shape();
+    assert!(s.num_dims() >= 2, "strata batch norm: an input with a channel axis was expected, got {s:?}");
+    let (n, c) = (s[0], s[1]);
+    [n, c, s.num_elements() / (n * c).max(1)]
 }
 
 fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
@@ -184,6 +214,19 @@ impl OpsBackend for Flex {
         let (y, _) = pool::forward(&values(&x), n * c, h, w, kernel, relu, false);
         tensor(y, &[n, c, pool::pooled(h, kernel[0]), pool::pooled(w, kernel[1])])
     }
+
+    fn strata_batch_norm_train(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let [_, c, plane] = channels(&x);
+        let xv = values(&x);
+        let s = norm::stats(&xv, c, plane);
+        let y = norm::forward(&xv, c, plane, &s, &values(&gamma), &values(&beta), epsilon);
+        (tensor(y, x.layout().shape()), tensor(s.mean, &[c]), tensor(s.var, &[c]))
+    }
 }
 
 impl Kernels for Flex {
@@ -222,6 +265,25 @@ impl Kernels for Flex {
         let (start, end) = argmax.layout().contiguous_offsets().expect("the argmax is made contiguous");
         let dx = pool::backward(&values(&dy), &argmax.storage::<i32>()[start..end], n * c, h, w, kernel);
         tensor(dx, &input)
+    }
+
+    fn batch_norm_gradients(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        mean: FlexTensor,
+        var: FlexTensor,
+        dy: FlexTensor,
+        epsilon: f64,
+        want: [bool; 3],
+    ) -> GradTriple<Self> {
+        let [_, c, plane] = channels(&x);
+        let stats = norm::Stats { mean: values(&mean).into_owned(), var: values(&var).into_owned() };
+        let g = norm::backward(&values(&x), &values(&dy), c, plane, &stats, &values(&gamma), epsilon, want[0]);
+        (
+            g.dx.map(|v| tensor(v, x.layout().shape())),
+            want[1].then(|| tensor(g.dgamma, &[c])),
+            want[2].then(|| tensor(g.dbeta, &[c])),
+        )
     }
 }
 
@@ -290,6 +352,30 @@ impl<B: Kernels> Backward<B, 1> for MaxPool2dBackward {
     }
 }
 
+/// Backward of [`OpsBackend::strata_batch_norm_train`]: parents (x, gamma, beta); x and gamma
+/// are kept, the statistics come along as the forward pass computed them.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
+    type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
+        let [nx, ng, nb] = ops.parents;
+        let dy = grads.consume::<B>(&ops.node);
+        let (xid, gid, mean, var, epsilon) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
+        let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gid);
+        let want = [nx.is_some(), ng.is_some(), nb.is_some()];
+        let (dx, dg, db) = B::batch_norm_gradients(x, gamma, mean, var, dy, epsilon, want);
+        for (node, grad) in [(nx, dx), (ng, dg), (nb, db)] {
+            if let (Some(node), Some(grad)) = (node, grad) {
+                grads.register::<B>(node.id, grad);
+            }
+        }
+    }
+}
+
 impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, C> {
     fn strata_conv2d(
         x: FloatTensor<Self>,
@@ -318,6 +404,37 @@ impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, 
                 prep.finish((argmax, kernel, input), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::strata_max_pool2d(x.into_primitive(), kernel, relu)),
+        }
+    }
+
+    fn strata_batch_norm_train(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let prep = BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+        match prep {
+            OpsKind::Tracked(mut prep) => {
+                let (xid, gid) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
+                let (y, mean, var) = B::strata_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                let y = prep.finish((xid, gid, mean.clone(), var.clone(), epsilon), y);
+                (y, Self::from_inner(mean), Self::from_inner(var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (y, mean, var) = B::strata_batch_norm_train(
+                    x.into_primitive(),
+                    gamma.into_primitive(),
+                    beta.into_primitive(),
+                    epsilon,
+                );
+                (prep.finish(y), Self::from_inner(mean), Self::from_inner(var))
+            }
         }
     }
 }

@@ -8,25 +8,29 @@
 //! operations are written once on raw slices: per-image im2col + `gemm` forward, and a
 //! backward that computes only the gradients the graph asks for with well-shaped products.
 //! Max pooling (burn-flex runs it through a generic 3-D loop) gets a direct kernel that also
-//! absorbs the ReLU before it.
+//! absorbs the ReLU before it, and batch norm in training mode (burn copies the whole map to
+//! reduce it) one pass per statistic and per gradient.
 //!
-//! burn's `Conv2d`, `ConvTranspose2d` and `MaxPool2d` modules stay as they are (parameter
-//! names, records, safetensors, freezing, parameter groups): only their forward call goes
-//! through [`conv2d`] / [`conv_transpose2d`] / [`max_pool2d`]. Other backends (ndarray, vulkan, cuda), other dtypes,
+//! burn's `Conv2d`, `ConvTranspose2d`, `MaxPool2d` and `BatchNorm` modules stay as they are
+//! (parameter names, records, safetensors, freezing, parameter groups): only their forward call
+//! goes through [`conv2d`] / [`conv_transpose2d`] / [`max_pool2d`] / [`batch_norm`]. Other backends (ndarray, vulkan, cuda), other dtypes,
 //! grouped convolutions, `Same` padding and bias-less layers keep burn's own operation, which
 //! also stays selectable everywhere with [`ConvImpl::Burn`] and is the oracle of the tests.
 
 pub mod extension;
 pub mod geometry;
 pub mod kernels;
+pub mod norm;
+#[cfg(test)]
+mod norm_oracle_tests;
 #[cfg(test)]
 mod oracle_tests;
 pub mod pool;
 
 use burn::backend::{Dispatch, DispatchDevice};
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
 use burn::nn::pool::MaxPool2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{DType, Tensor};
@@ -93,7 +97,7 @@ pub fn implementation() -> ConvImpl {
 
 /// True where strata's kernels apply to `x`: chosen, flex backend (with or without
 /// autodiff), f32.
-fn strata_applies(x: &Tensor<4>, choice: ConvImpl) -> bool {
+fn strata_applies<const D: usize>(x: &Tensor<D>, choice: ConvImpl) -> bool {
     choice == ConvImpl::Strata
         && x.dtype() == DType::F32
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
@@ -160,5 +164,37 @@ pub fn max_pool2d_using(pool: &MaxPool2d, x: Tensor<4>, relu_first: bool, choice
         return pool.forward(if relu_first { relu(x) } else { x });
     }
     let y = <Dispatch as OpsBackend>::strata_max_pool2d(x.into_dispatch(), pool.kernel_size, relu_first);
+    Tensor::from_dispatch(y)
+}
+
+/// `norm.forward(x)`; in training mode (an autodiff device, the layer's training flag on)
+/// through strata's one-pass kernel where it applies, with burn's own update of the running
+/// statistics. Inference mode keeps burn's operation (one element-wise pass, no copy).
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    batch_norm_using(norm, x, implementation())
+}
+
+/// [`batch_norm`] with the implementation given rather than the process-wide one.
+pub fn batch_norm_using<const D: usize>(norm: &BatchNorm, x: Tensor<D>, choice: ConvImpl) -> Tensor<D> {
+    let device = x.device();
+    let training = device.is_autodiff() && norm.training.is_enabled();
+    let channels_match = D >= 2 && x.dims()[1] == norm.gamma.dims()[0];
+    if !training || !channels_match || !strata_applies(&x, choice) {
+        return norm.forward(x);
+    }
+    let (y, mean, var) = <Dispatch as OpsBackend>::strata_batch_norm_train(
+        x.into_dispatch(),
+        norm.gamma.val().into_dispatch(),
+        norm.beta.val().into_dispatch(),
+        norm.epsilon,
+    );
+    // exactly burn's BatchNorm::forward_train update (a running mean of the biased variance)
+    let update = |state: &burn::module::RunningState<Tensor<1>>, batch: Tensor<1>| {
+        let running = state.value_sync().to_device(&device);
+        let next = running.mul_scalar(1.0 - norm.momentum).add(batch.detach().mul_scalar(norm.momentum));
+        state.update(next.detach());
+    };
+    update(&norm.running_mean, Tensor::from_dispatch(mean));
+    update(&norm.running_var, Tensor::from_dispatch(var));
     Tensor::from_dispatch(y)
 }
