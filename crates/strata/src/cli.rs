@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "strata", version = env!("STRATA_VERSION"), about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Convolution implementation: `strata` (own kernels on the CPU backend; burn's elsewhere)
-    /// or `burn` (burn's own everywhere: the reference, and the way back if a kernel is doubted).
+    /// Convolution, pooling and batch-norm implementation: `strata` (own kernels on the CPU
+    /// backend; burn's elsewhere) or `burn` (burn's own everywhere: the reference, and the way
+    /// back if a kernel is doubted).
     #[arg(long, global = true, default_value = "strata",
           value_parser = clap::builder::PossibleValuesParser::new(strata_ops::ConvImpl::NAMES))]
     pub conv: String,
