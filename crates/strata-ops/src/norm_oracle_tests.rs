@@ -1,6 +1,7 @@
 //! Oracle tests: strata's batch norm in training mode against burn's own `BatchNorm` on flex:
 //! output, input and parameter gradients, running statistics, within 1e-4 relative.
 
+use crate::oracle_tests::assert_tensors_close;
 use crate::{ConvImpl, batch_norm_using};
 use burn::module::Param;
 use burn::nn::{BatchNorm, BatchNormConfig};
@@ -11,13 +12,7 @@ fn device() -> Device {
 }
 
 fn assert_close<const D: usize>(what: &str, shape: &[usize], a: Tensor<D>, b: Tensor<D>) {
-    assert_eq!(a.dims(), b.dims(), "{what} shape {shape:?}");
-    let a = a.into_data().try_to_vec::<f32>().unwrap();
-    let b = b.into_data().try_to_vec::<f32>().unwrap();
-    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!((x - y).abs() <= 1e-4 * scale, "{what} element {i}: strata {x} burn {y} (scale {scale}) {shape:?}");
-    }
+    assert_tensors_close(&format!("{what} {shape:?}"), a, b);
 }
 
 /// A layer of `c` channels with the given gamma and beta and fresh running statistics.

@@ -42,13 +42,18 @@ fn device() -> Device {
 fn assert_close(what: &str, case: &Case, a: Option<Tensor<4>>, b: Option<Tensor<4>>) {
     assert_eq!(a.is_some(), b.is_some(), "{what} present in one implementation only: {case:?}");
     let (Some(a), Some(b)) = (a, b) else { return };
-    assert_eq!(a.dims(), b.dims(), "{what} shape {case:?}");
+    assert_tensors_close(&format!("{what} {case:?}"), a, b);
+}
+
+/// Same shape, and every element within 1e-4 of the oracle's (`b`) largest value: relative to
+/// the tensor's scale because sums of mixed signs cancel to near zero.
+pub(crate) fn assert_tensors_close<const D: usize>(what: &str, a: Tensor<D>, b: Tensor<D>) {
+    assert_eq!(a.dims(), b.dims(), "{what}: shape");
     let a = a.into_data().try_to_vec::<f32>().unwrap();
     let b = b.into_data().try_to_vec::<f32>().unwrap();
     let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
     for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        // relative to the tensor's largest value: sums of mixed signs cancel to near zero
-        assert!((x - y).abs() <= 1e-4 * scale, "{what} element {i}: strata {x} burn {y} (scale {scale}) {case:?}");
+        assert!((x - y).abs() <= 1e-4 * scale, "{what}: element {i}: strata {x} burn {y} (scale {scale})");
     }
 }
 
