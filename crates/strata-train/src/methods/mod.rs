@@ -238,6 +238,8 @@ mod tests {
         // nothing given: the method's defaults, every other setting as typed
         let typed = PretrainConfig { epochs: 3, seed: 7, ..Default::default() };
         let got = typed.clone().with_method_defaults(cluster.as_ref(), |_| false).unwrap();
+        assert_eq!(got, PretrainConfig { seed: 7, ..own.clone() });
+        let got = typed.clone().with_method_defaults(cluster.as_ref(), |f| f == "epochs").unwrap();
         assert_eq!(got, PretrainConfig { epochs: 3, seed: 7, ..own.clone() });
         // a given flag wins even where it equals the global default
         let got = typed.with_method_defaults(cluster.as_ref(), |f| f == "lr").unwrap();
