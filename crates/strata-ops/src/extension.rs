@@ -287,6 +287,21 @@ impl Kernels for Flex {
     }
 }
 
+/// The ids of a three-parent node's parents that need a gradient (None where none is needed).
+fn parent_ids<S>(ops: &Ops<S, 3>) -> [Option<NodeId>; 3] {
+    ops.parents.each_ref().map(|p| p.as_ref().map(|node| node.id))
+}
+
+/// Registers each gradient computed for a parent in `ids` that needs one.
+fn register_grads<B: Backend>(grads: &mut Gradients, ids: [Option<NodeId>; 3], computed: GradTriple<B>) {
+    let (a, b, c) = computed;
+    for (id, grad) in ids.into_iter().zip([a, b, c]) {
+        if let (Some(id), Some(grad)) = (id, grad) {
+            grads.register::<B>(id, grad);
+        }
+    }
+}
+
 /// Backward of [`OpsBackend::strata_conv2d`] and [`OpsBackend::strata_conv_transpose2d`]:
 /// parents (x, w, b); x and w are kept, the bias is not needed.
 #[derive(Debug)]
@@ -296,18 +311,13 @@ impl<B: Kernels> Backward<B, 3> for ConvBackward {
     type State = (NodeId, NodeId, ConvKind);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let [nx, nw, nb] = ops.parents;
+        let ids = parent_ids(&ops);
         let dy = grads.consume::<B>(&ops.node);
         let (xid, wid, kind) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
         let w = checkpointer.retrieve_node_output::<FloatTensor<B>>(wid);
-        let want = [nx.is_some(), nw.is_some(), nb.is_some()];
-        let (dx, dw, db) = B::conv_gradients(x, w, dy, kind, want);
-        for (node, grad) in [(nx, dx), (nw, dw), (nb, db)] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        let computed = B::conv_gradients(x, w, dy, kind, ids.map(|id| id.is_some()));
+        register_grads::<B>(grads, ids, computed);
     }
 }
 
@@ -361,18 +371,13 @@ impl<B: Kernels> Backward<B, 3> for BatchNormBackward {
     type State = (NodeId, NodeId, FloatTensor<B>, FloatTensor<B>, f64);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
-        let [nx, ng, nb] = ops.parents;
+        let ids = parent_ids(&ops);
         let dy = grads.consume::<B>(&ops.node);
         let (xid, gid, mean, var, epsilon) = ops.state;
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(xid);
         let gamma = checkpointer.retrieve_node_output::<FloatTensor<B>>(gid);
-        let want = [nx.is_some(), ng.is_some(), nb.is_some()];
-        let (dx, dg, db) = B::batch_norm_gradients(x, gamma, mean, var, dy, epsilon, want);
-        for (node, grad) in [(nx, dx), (ng, dg), (nb, db)] {
-            if let (Some(node), Some(grad)) = (node, grad) {
-                grads.register::<B>(node.id, grad);
-            }
-        }
+        let computed = B::batch_norm_gradients(x, gamma, mean, var, dy, epsilon, ids.map(|id| id.is_some()));
+        register_grads::<B>(grads, ids, computed);
     }
 }
 
@@ -414,25 +419,18 @@ impl<B: OpsBackend + Kernels, C: CheckpointStrategy> OpsBackend for Autodiff<B, 
         epsilon: f64,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let prep = BatchNormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful();
+        let forward = |x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>| {
+            B::strata_batch_norm_train(x.into_primitive(), gamma.into_primitive(), beta.into_primitive(), epsilon)
+        };
         match prep {
             OpsKind::Tracked(mut prep) => {
                 let (xid, gid) = (prep.checkpoint(&x), prep.checkpoint(&gamma));
-                let (y, mean, var) = B::strata_batch_norm_train(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    epsilon,
-                );
+                let (y, mean, var) = forward(x, gamma, beta);
                 let y = prep.finish((xid, gid, mean.clone(), var.clone(), epsilon), y);
                 (y, Self::from_inner(mean), Self::from_inner(var))
             }
             OpsKind::UnTracked(prep) => {
-                let (y, mean, var) = B::strata_batch_norm_train(
-                    x.into_primitive(),
-                    gamma.into_primitive(),
-                    beta.into_primitive(),
-                    epsilon,
-                );
+                let (y, mean, var) = forward(x, gamma, beta);
                 (prep.finish(y), Self::from_inner(mean), Self::from_inner(var))
             }
         }
