@@ -155,9 +155,16 @@ fn a_cluster_run_reports_its_clusters_and_its_head_probes() {
     assert!(joined <= 120 - 50, "only unlabeled images join: {joined}");
     let e = fails(&[&tune[..], &pseudo, &["--from", ae.to_str().unwrap()]].concat());
     assert!(e.contains("cluster_heads"), "{e}");
-    // the readout names clusters many-to-one: 4 clusters can label images of 10 classes
-    ok(&[&tune[..], &pseudo, &["--from", p]].concat());
-    assert_eq!(manifest(&ft)["config"]["finetune"]["cluster_labels"], 0.5);
+    // the readout names clusters many-to-one: 4 clusters can label images of 10 classes; a kNN
+    // vote may veto its labels, and the labeled images may be repeated to half the rows
+    let companions = ["--cluster-labels-agree", "--labeled-share", "0.5"];
+    ok(&[&tune[..], &pseudo, &companions, &["--from", p]].concat());
+    let m = manifest(&ft);
+    assert_eq!(m["config"]["finetune"]["cluster_labels"], 0.5);
+    assert_eq!(m["config"]["finetune"]["cluster_labels_agree"], true);
+    assert_eq!(m["config"]["finetune"]["labeled_share"], 0.5);
+    let e = fails(&[&tune[..], &["--labeled-share", "0.5", "--from", p]].concat());
+    assert!(e.contains("--labeled-share") && e.contains("--cluster-labels"), "{e}");
     let e =
         fails(&[&tune[..], &["--head-init", "clusters", "--head", "8", "--from", pre10.to_str().unwrap()]].concat());
     assert!(e.contains("--head") && e.contains("--head-init clusters"), "{e}");

@@ -72,7 +72,8 @@ pub(super) fn imprint(
 /// `data` with every row outside the labeled `rows` relabeled as the class `readout` reads for
 /// it once named by the labeled rows (so no true label of an unlabeled image is left to
 /// leak), and the rows to train on: the labeled ones, then those the readout gives their class
-/// with probability at least `min_confidence`.
+/// with probability at least `min_confidence` (and, with `agree`, that a kNN vote of the
+/// labeled rows' features puts in the same class).
 pub(super) fn pseudo_labelled(
     model: &Classifier,
     readout: &ClusterReadout,
@@ -80,26 +81,53 @@ pub(super) fn pseudo_labelled(
     norm: &Normalization,
     rows: &[usize],
     device: &Device,
-    min_confidence: f64,
+    (min_confidence, agree): (f64, bool),
 ) -> Result<(Dataset, Vec<usize>)> {
     let mut labels = data.require_labels()?.to_vec();
     let seen: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
+    let classes = data.num_classes();
     let features = probe::features(&model.backbone, data, rows, norm, device);
-    let fitted = readout.fit(&features, &seen, data.num_classes())?;
+    let fitted = readout.fit(&features, &seen, classes)?;
+    let temperature = probe::ProbeConfig::default().temperature;
+    let k = agree.then(|| probe::choose_k(&features, &seen, classes, temperature));
     let labeled: std::collections::HashSet<usize> = rows.iter().copied().collect();
     let others: Vec<usize> = (0..data.len()).filter(|r| !labeled.contains(r)).collect();
     let mut train = rows.to_vec();
     // in chunks: the features of tens of thousands of images at once would be large
     for chunk in others.chunks(4096) {
-        let read = fitted.predict(&probe::features(&model.backbone, data, chunk, norm, device))?;
-        for (&r, &(class, p)) in chunk.iter().zip(&read) {
+        let unlabeled = probe::features(&model.backbone, data, chunk, norm, device);
+        let read = fitted.predict(&unlabeled)?;
+        let second = match k {
+            Some(k) => probe::knn(&features, &seen, &unlabeled, classes, (k, temperature), device),
+            None => read.iter().map(|&(class, _)| class).collect(),
+        };
+        for ((&r, &(class, p)), &other) in chunk.iter().zip(&read).zip(&second) {
             labels[r] = class;
-            if f64::from(p) >= min_confidence {
+            if f64::from(p) >= min_confidence && other == class {
                 train.push(r);
             }
         }
     }
     Ok((Dataset { labels: Some(labels), ..data.clone() }, train))
+}
+
+/// The rows to draw batches from: the `labeled` ones repeated until they make about `share` of
+/// all (at least once; `share` 0: once), then the `joined` ones. Drawing from the union alone
+/// would give a thousand true labels under 2 % of the batches beside fifty thousand cluster
+/// labels, and the student would learn the readout's errors before the labels.
+pub(super) fn with_labeled_share(labeled: &[usize], joined: &[usize], share: f64) -> Vec<usize> {
+    let copies = if share > 0.0 && !labeled.is_empty() {
+        let wanted = share / (1.0 - share) * joined.len() as f64;
+        ((wanted / labeled.len() as f64).round() as usize).max(1)
+    } else {
+        1
+    };
+    let mut rows = Vec::with_capacity(copies * labeled.len() + joined.len());
+    for _ in 0..copies {
+        rows.extend_from_slice(labeled);
+    }
+    rows.extend_from_slice(joined);
+    rows
 }
 
 /// A warning when the cluster labels leave a class nearly out: fewer than a quarter of the
@@ -232,6 +260,20 @@ mod tests {
         assert_eq!(matching(&score), vec![0, 1, 2]);
         let score = vec![vec![0, 8, 1], vec![1, 0, 6], vec![5, 0, 0]];
         assert_eq!(matching(&score), vec![1, 2, 0]);
+    }
+
+    #[test]
+    fn the_labeled_rows_repeat_to_their_share_of_the_rows() {
+        let (labeled, joined): (Vec<usize>, Vec<usize>) = ((0..10).collect(), (10..1010).collect());
+        assert_eq!(with_labeled_share(&labeled, &joined, 0.0), (0..1010).collect::<Vec<_>>());
+        for (share, copies) in [(0.5, 100), (0.2, 25), (0.001, 1)] {
+            let rows = with_labeled_share(&labeled, &joined, share);
+            assert_eq!(rows.len(), copies * 10 + 1000, "share {share}");
+            assert_eq!(&rows[copies * 10..], &joined[..], "the joined rows once, after the labeled ones");
+            assert!(rows[..copies * 10].chunks(10).all(|c| c == &labeled[..]));
+        }
+        // nothing joined: the labeled rows once
+        assert_eq!(with_labeled_share(&labeled, &[], 0.5), labeled);
     }
 
     #[test]

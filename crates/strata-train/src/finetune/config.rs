@@ -46,6 +46,16 @@ pub struct FinetuneConfig {
     /// see docs/RESULTS.md). Scratch ignores it.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.cluster_labels, allow_negative_numbers = true))]
     pub cluster_labels: f64,
+    /// With --cluster-labels: keep only the unlabeled images whose readout class a kNN vote of
+    /// the labeled images (on the parent's features, k chosen by leave-one-out as `probe`
+    /// does) names too: two readers of the labels that err on different images.
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.cluster_labels_agree))]
+    pub cluster_labels_agree: bool,
+    /// With --cluster-labels: the share of the rows each batch is drawn from that are labeled
+    /// images (repeated to reach it), so tens of thousands of cluster labels do not drown the
+    /// true ones (0 = each image once).
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.labeled_share, allow_negative_numbers = true))]
+    pub labeled_share: f64,
     /// Optimiser steps with the reused blocks frozen (head and new blocks only).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.frozen_steps))]
     pub frozen_steps: usize,
@@ -148,6 +158,8 @@ pub const DEFAULT: FinetuneConfig = FinetuneConfig {
     head: HiddenLayers::NONE,
     head_init: HeadInit::Random,
     cluster_labels: 0.0,
+    cluster_labels_agree: false,
+    labeled_share: 0.0,
     frozen_steps: 1000,
     unfreeze_steps: 2000,
     unfreeze_top: 1,
@@ -268,6 +280,25 @@ impl FinetuneConfig {
                 "--cluster-labels",
                 self.cluster_labels,
                 "use 0 (off) or a probability up to 1, e.g. 0.99",
+            ));
+        }
+        if !(self.labeled_share.is_finite() && (0.0..1.0).contains(&self.labeled_share)) {
+            return Err(TrainError::config(
+                "--labeled-share",
+                self.labeled_share,
+                "use 0 (each image once) or a share of the rows below 1, e.g. 0.5",
+            ));
+        }
+        if self.cluster_labels == 0.0 && (self.cluster_labels_agree || self.labeled_share > 0.0) {
+            let (flag, value) = if self.cluster_labels_agree {
+                ("--cluster-labels-agree", "true".to_string())
+            } else {
+                ("--labeled-share", self.labeled_share.to_string())
+            };
+            return Err(TrainError::config(
+                flag,
+                value,
+                "acts on the images --cluster-labels joins: give --cluster-labels too (e.g. 0.5)",
             ));
         }
         if self.head_init == HeadInit::Clusters || self.cluster_labels > 0.0 {
@@ -395,6 +426,16 @@ mod tests {
         assert!(bad(&|c| c.lr_decay = 1.5).contains("--lr-decay"));
         assert!(bad(&|c| c.batch = 0).contains("--batch"));
         assert!(bad(&|c| c.weight_decay = -1.0).contains("--weight-decay"));
+        // the cluster-label companions need cluster labels, and a share below 1
+        assert!(bad(&|c| c.cluster_labels_agree = true).contains("--cluster-labels-agree"));
+        assert!(bad(&|c| c.labeled_share = 0.5).contains("give --cluster-labels too"));
+        assert!(
+            bad(&|c| {
+                c.cluster_labels = 0.5;
+                c.labeled_share = 1.0
+            })
+            .contains("--labeled-share")
+        );
         assert!(
             bad(&|c| {
                 c.frozen_steps = 0;

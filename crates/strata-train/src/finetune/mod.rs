@@ -283,7 +283,8 @@ pub fn finetune(
     // than the phase)
     let pseudo = match (cfg.cluster_labels > 0.0, job.readout) {
         (true, Some(readout)) => {
-            Some(clusters::pseudo_labelled(&model, readout, train, norm, rows, device, cfg.cluster_labels)?)
+            let confidence = (cfg.cluster_labels, cfg.cluster_labels_agree);
+            Some(clusters::pseudo_labelled(&model, readout, train, norm, rows, device, confidence)?)
         }
         (true, None) if !backbone.is_scratch() => {
             return Err(clusters_needed("--cluster-labels", cfg.cluster_labels.to_string()));
@@ -300,13 +301,15 @@ pub fn finetune(
     }
     let job_rows = rows.len();
     let uncached = FinetuneConfig { no_feature_cache: true, ..cfg.clone() };
+    let shared =
+        pseudo.as_ref().map(|(_, all)| clusters::with_labeled_share(rows, &all[job_rows..], cfg.labeled_share));
     let widened;
-    let job = match &pseudo {
-        Some((data, rows)) => {
+    let job = match (&pseudo, &shared) {
+        (Some((data, _)), Some(rows)) => {
             widened = FinetuneJob { cfg: &uncached, train: data, rows, ..*job };
             &widened
         }
-        None => job,
+        _ => job,
     };
     let FinetuneJob { cfg, train, rows, .. } = *job;
     let batcher = Batcher::new(train, norm);
@@ -646,7 +649,7 @@ mod tests {
         p.sort_by(f32::total_cmp);
         let t = f64::from(p[p.len() / 2]);
         let (relabeled, rows) =
-            clusters::pseudo_labelled(&model, &readout, &data, &norm, &labeled, &device, t).unwrap();
+            clusters::pseudo_labelled(&model, &readout, &data, &norm, &labeled, &device, (t, false)).unwrap();
         let got = relabeled.labels.unwrap();
         assert_eq!(&rows[..6], &labeled, "the labeled rows come first");
         for r in 0..data.len() {
@@ -658,6 +661,15 @@ mod tests {
             }
         }
         assert!(rows.len() > 6 && rows.len() < data.len(), "{} rows", rows.len());
+        // with agreement, exactly those of them a kNN vote of the labeled rows reads alike
+        let labeled_features = features(&labeled);
+        let k = crate::probe::choose_k(&labeled_features, &seen, 2, crate::probe::ProbeConfig::default().temperature);
+        let knn = crate::probe::knn(&labeled_features, &seen, &features(&every), 2, (k, 0.07), &device);
+        let (_, agreed) =
+            clusters::pseudo_labelled(&model, &readout, &data, &norm, &labeled, &device, (t, true)).unwrap();
+        let expected: Vec<usize> =
+            rows.iter().copied().filter(|&r| labeled.contains(&r) || knn[r] == read[r].0).collect();
+        assert_eq!(agreed, expected);
         // the whole stage two runs on them, and is refused without cluster heads
         let out = finetune(Init::Pretrained(blocks.clone()), &job, &mut Silent, &mut crate::recorder::Discard);
         assert!(out.is_ok());
