@@ -53,7 +53,8 @@ pub struct FinetuneConfig {
     pub cluster_labels_agree: bool,
     /// With --cluster-labels: the share of the rows each batch is drawn from that are labeled
     /// images (repeated to reach it), so tens of thousands of cluster labels do not drown the
-    /// true ones (0 = each image once).
+    /// true ones (0 = each image once; 0.5 paid at 100 labels per class, see
+    /// docs/RESULTS.md).
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.labeled_share, allow_negative_numbers = true))]
     pub labeled_share: f64,
     /// Optimiser steps with the reused blocks frozen (head and new blocks only).
