@@ -97,13 +97,11 @@ pub(super) fn pseudo_labelled(
     for chunk in others.chunks(4096) {
         let unlabeled = probe::features(&model.backbone, data, chunk, norm, device);
         let read = fitted.predict(&unlabeled)?;
-        let second = match k {
-            Some(k) => probe::knn(&features, &seen, &unlabeled, classes, (k, temperature), device),
-            None => read.iter().map(|&(class, _)| class).collect(),
-        };
-        for ((&r, &(class, p)), &other) in chunk.iter().zip(&read).zip(&second) {
+        let vote = k.map(|k| probe::knn(&features, &seen, &unlabeled, classes, (k, temperature), device));
+        for (i, (&r, &(class, p))) in chunk.iter().zip(&read).enumerate() {
             labels[r] = class;
-            if f64::from(p) >= min_confidence && other == class {
+            let agreed = vote.as_ref().is_none_or(|vote| vote[i] == class);
+            if f64::from(p) >= min_confidence && agreed {
                 train.push(r);
             }
         }

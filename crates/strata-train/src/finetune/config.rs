@@ -42,8 +42,8 @@ pub struct FinetuneConfig {
     pub head_init: HeadInit,
     /// Also train on the unlabeled training images to which the parent's cluster readout (every
     /// cluster head, each cluster named by the labeled images) gives a class with at least this
-    /// probability, labeled with that class (0 = off; 0.5 measured best at 10 labels per class,
-    /// see docs/RESULTS.md). Scratch ignores it.
+    /// probability, labeled with that class (0 = off; measured best: 0.5 at 10 labels per class,
+    /// 0.9 with `--labeled-share 0.5` at 100, see docs/RESULTS.md). Scratch ignores it.
     #[cfg_attr(feature = "cli", arg(long, default_value_t = DEFAULT.cluster_labels, allow_negative_numbers = true))]
     pub cluster_labels: f64,
     /// With --cluster-labels: keep only the unlabeled images whose readout class a kNN vote of

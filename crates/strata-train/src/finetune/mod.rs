@@ -301,15 +301,16 @@ pub fn finetune(
     }
     let job_rows = rows.len();
     let uncached = FinetuneConfig { no_feature_cache: true, ..cfg.clone() };
-    let shared =
-        pseudo.as_ref().map(|(_, all)| clusters::with_labeled_share(rows, &all[job_rows..], cfg.labeled_share));
+    let shared = pseudo
+        .as_ref()
+        .map(|(data, all)| (data, clusters::with_labeled_share(rows, &all[job_rows..], cfg.labeled_share)));
     let widened;
-    let job = match (&pseudo, &shared) {
-        (Some((data, _)), Some(rows)) => {
+    let job = match &shared {
+        Some((data, rows)) => {
             widened = FinetuneJob { cfg: &uncached, train: data, rows, ..*job };
             &widened
         }
-        _ => job,
+        None => job,
     };
     let FinetuneJob { cfg, train, rows, .. } = *job;
     let batcher = Batcher::new(train, norm);
