@@ -120,10 +120,7 @@ pub(super) fn with_labeled_share(labeled: &[usize], joined: &[usize], share: f64
     } else {
         1
     };
-    let mut rows = Vec::with_capacity(copies * labeled.len() + joined.len());
-    for _ in 0..copies {
-        rows.extend_from_slice(labeled);
-    }
+    let mut rows = labeled.repeat(copies);
     rows.extend_from_slice(joined);
     rows
 }

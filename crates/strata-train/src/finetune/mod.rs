@@ -664,8 +664,9 @@ mod tests {
         assert!(rows.len() > 6 && rows.len() < data.len(), "{} rows", rows.len());
         // with agreement, exactly those of them a kNN vote of the labeled rows reads alike
         let labeled_features = features(&labeled);
-        let k = crate::probe::choose_k(&labeled_features, &seen, 2, crate::probe::ProbeConfig::default().temperature);
-        let knn = crate::probe::knn(&labeled_features, &seen, &features(&every), 2, (k, 0.07), &device);
+        let temperature = crate::probe::ProbeConfig::default().temperature;
+        let k = crate::probe::choose_k(&labeled_features, &seen, 2, temperature);
+        let knn = crate::probe::knn(&labeled_features, &seen, &features(&every), 2, (k, temperature), &device);
         let (_, agreed) =
             clusters::pseudo_labelled(&model, &readout, &data, &norm, &labeled, &device, (t, true)).unwrap();
         let expected: Vec<usize> =
