@@ -94,7 +94,10 @@ pub fn run(cli: Cli, argv: Vec<String>) -> anyhow::Result<()> {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Runs(a) => commands::runs::run(a),
         Command::Report(a) => commands::report::run(a),
-        Command::Demo(a) => commands::demo::run(a, argv),
+        Command::Demo(a) => {
+            let given = given_flags(&argv, "demo");
+            commands::demo::run(a, argv, &given)
+        }
         Command::Completions(a) => commands::completions::run(a, <Cli as clap::CommandFactory>::command()),
         Command::Man(a) => commands::completions::man(a, <Cli as clap::CommandFactory>::command()),
         #[cfg(feature = "bench")]
