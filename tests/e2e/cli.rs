@@ -305,6 +305,48 @@ fn the_demo_compares_runs_that_share_recipe_steps_and_labels() {
     };
     assert_eq!((steps(&ft), steps(&sc)), (8, 8));
     assert_eq!((ft["kind"].as_str(), sc["kind"].as_str()), (Some("finetune"), Some("scratch")));
+    // the default method with its own backbone, which the scratch row gets too, and the quick
+    // start's cluster labels on the fine-tuned row
+    let pre = manifest(&out.join("pretrain"));
+    assert_eq!(pre["method"], "cluster");
+    assert_eq!(pre["arch"], strata_train::method_by_name("cluster").unwrap().defaults().arch.to_string());
+    assert_eq!(sc["arch"], pre["arch"]);
+    assert_eq!(ft["config"]["finetune"]["cluster_labels"], 0.5);
+    assert_eq!(pre["config"]["train"]["epochs"], 1);
+}
+
+#[test]
+fn a_demo_flag_wins_over_the_methods_defaults_and_the_quick_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tiny_mnist(&tmp.path().join("mnist"), 100, 30);
+    let demo = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["demo", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--epochs", "1"];
+        args.extend([
+            "--labels-per-class",
+            "2",
+            "--frozen-steps",
+            "2",
+            "--unfreeze-steps",
+            "2",
+            "--no-untuned",
+            "--json",
+        ]);
+        args.extend(extra);
+        ok(&args);
+        (manifest(&out.join("pretrain")), manifest(&out.join("finetune")), manifest(&out.join("scratch")))
+    };
+    // --cluster-labels typed, even at the library's default, turns the quick start's 0.5 off
+    let (pre, ft, _) = demo("off", &["--cluster-labels", "0"]);
+    assert_eq!(pre["method"], "cluster");
+    assert_eq!(ft["config"]["finetune"]["cluster_labels"], 0.0);
+    // another method keeps its own defaults: REF-CAE for both rows, the noise typed
+    let (pre, ft, sc) = demo("dae", &["--method", "dae", "--noise", "0.4"]);
+    assert_eq!(pre["config"]["train"]["epochs"], 1);
+    assert_eq!(pre["config"]["train"]["noise"].as_f64().map(|n| (n * 100.0).round()), Some(40.0));
+    assert_eq!(pre["arch"], strata_train::PretrainConfig::default().arch.to_string());
+    assert_eq!(sc["arch"], pre["arch"]);
+    assert_eq!(ft["config"]["finetune"]["cluster_labels"], 0.0);
 }
 
 #[test]
